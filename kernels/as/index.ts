@@ -1,0 +1,2 @@
+// Entry of the AssemblyScript kernel module: every kernel file re-exported here.
+export * from "./elementwise";

@@ -1,0 +1,63 @@
+// @ts-check
+// Instantiates plait's kernel modules over the process's shared memory, once per thread.
+// Plain JavaScript on purpose: pool workers import it directly, on Node, Deno and Bun alike,
+// without a TypeScript loader.
+
+/**
+ * @typedef {{ heapTop: number, growLock: number, stackBitmap: number }} CtrlWords
+ * @typedef {{ STACKS_BASE: number, STACK_SLOT_BYTES: number, STACK_SLOTS: number, CTRL: CtrlWords }} StackLayout
+ * @typedef {{ as: WebAssembly.Module, c: WebAssembly.Module }} KernelModules
+ * @typedef {{ as: Record<string, any>, c: Record<string, any>, stackSlot: number }} KernelInstance
+ */
+
+/**
+ * Claims a free stack slot in the shared bitmap so that this thread's C instance has a stack
+ * no other thread touches.
+ * @param {WebAssembly.Memory} memory
+ * @param {StackLayout} layout
+ */
+export function acquireStackSlot(memory, layout) {
+  const words = new Int32Array(memory.buffer, 0, 256);
+  for (let w = 0; w < layout.STACK_SLOTS / 32; w++) {
+    const index = layout.CTRL.stackBitmap + w;
+    for (;;) {
+      const bits = Atomics.load(words, index);
+      if (bits === -1) break;
+      const free = 31 - Math.clz32(~bits & (bits + 1)); // lowest zero bit
+      if (Atomics.compareExchange(words, index, bits, bits | (1 << free)) === bits) return w * 32 + free;
+    }
+  }
+  throw new RangeError(
+    `plait: all ${layout.STACK_SLOTS} kernel stack slots are in use (one per thread); too many threads`,
+  );
+}
+
+/**
+ * @param {WebAssembly.Memory} memory
+ * @param {StackLayout} layout
+ * @param {number} slot
+ */
+export function releaseStackSlot(memory, layout, slot) {
+  const words = new Int32Array(memory.buffer, 0, 256);
+  Atomics.and(words, layout.CTRL.stackBitmap + (slot >> 5), ~(1 << (slot & 31)));
+}
+
+/**
+ * @param {WebAssembly.Memory} memory
+ * @param {KernelModules} modules
+ * @param {StackLayout} layout
+ * @returns {KernelInstance}
+ */
+export function instantiateKernels(memory, modules, layout) {
+  const env = {
+    memory,
+    abort() {
+      throw new Error("plait: kernel aborted");
+    },
+  };
+  const as = new WebAssembly.Instance(modules.as, { env }).exports;
+  const c = new WebAssembly.Instance(modules.c, { env, wasi_snapshot_preview1: {} }).exports;
+  const stackSlot = acquireStackSlot(memory, layout);
+  /** @type {any} */ (c).stackRestore(layout.STACKS_BASE + (stackSlot + 1) * layout.STACK_SLOT_BYTES);
+  return { as, c, stackSlot };
+}

@@ -1,0 +1,37 @@
+import { readFileSync } from "node:fs";
+import type { KernelModules } from "./instance.js";
+
+/** Which build of the kernel modules runs: plain SIMD128 or relaxed SIMD (fused multiply-add). */
+export type KernelVariant = "simd" | "relaxed";
+
+const DIST = new URL("../../kernels/dist/", import.meta.url);
+
+function readKernel(name: string, variant: KernelVariant): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(readFileSync(new URL(`plait-${name}.${variant}.wasm`, DIST)));
+}
+
+/**
+ * Picks the variant: `PLAIT_SIMD=simd|relaxed` forces one; otherwise relaxed when this runtime
+ * validates it (Deno, Bun, Node ≥ 22; Node 20 only with --experimental-wasm-relaxed-simd).
+ */
+export function chooseVariant(forced = readEnv("PLAIT_SIMD")): KernelVariant {
+  const relaxedOk =
+    WebAssembly.validate(readKernel("as", "relaxed")) && WebAssembly.validate(readKernel("c", "relaxed"));
+  if (forced === undefined || forced === "") return relaxedOk ? "relaxed" : "simd";
+  if (forced !== "simd" && forced !== "relaxed") {
+    throw new TypeError(`plait: PLAIT_SIMD must be "simd" or "relaxed", got ${JSON.stringify(forced)}`);
+  }
+  if (forced === "relaxed" && !relaxedOk) {
+    throw new Error("plait: PLAIT_SIMD=relaxed, but this runtime does not validate relaxed-SIMD WebAssembly");
+  }
+  return forced;
+}
+
+export function compileKernels(variant: KernelVariant): KernelModules {
+  return { as: new WebAssembly.Module(readKernel("as", variant)), c: new WebAssembly.Module(readKernel("c", variant)) };
+}
+
+/** Reads an environment variable on Node, Deno and Bun alike. */
+export function readEnv(name: string): string | undefined {
+  return (globalThis as any).process?.env?.[name];
+}

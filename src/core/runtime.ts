@@ -1,0 +1,77 @@
+import { availableParallelism } from "node:os";
+import { Arena } from "./arena.ts";
+import { SharedHeap } from "./heap.ts";
+import { instantiateKernels, type KernelInstance, type KernelModules } from "./instance.js";
+import { chooseVariant, compileKernels, type KernelVariant, readEnv } from "./kernels.ts";
+import * as layout from "./layout.ts";
+import { Pool } from "./pool.ts";
+
+export interface RuntimeOptions {
+  /** Kernel threads, the calling thread included. Default: PLAIT_THREADS, else one per core. */
+  threads?: number;
+  /** Highest address the heap may reach, in bytes (≤ 4 GiB). Default: 4 GiB. */
+  memoryLimit?: number;
+}
+
+/** Everything one thread needs to run kernels: the memory, its arena, its kernel instances. */
+export interface Runtime {
+  readonly memory: WebAssembly.Memory;
+  readonly variant: KernelVariant;
+  readonly modules: KernelModules;
+  readonly arena: Arena;
+  readonly heap: SharedHeap;
+  readonly k: KernelInstance;
+  readonly pool: Pool;
+  readonly threads: number;
+}
+
+let options: RuntimeOptions = {};
+let current: Runtime | undefined;
+
+function positiveInt(value: unknown, what: string): number {
+  const n = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 1) {
+    throw new RangeError(`plait: ${what} must be a positive integer, got ${JSON.stringify(value)}`);
+  }
+  return n;
+}
+
+/** Sets runtime options; only before the first tensor or kernel call. */
+export function configure(opts: RuntimeOptions): void {
+  if (current) throw new Error("plait: configure() must be called before the first tensor or kernel call");
+  if (opts.threads !== undefined) positiveInt(opts.threads, "configure({ threads })");
+  if (opts.memoryLimit !== undefined) {
+    const max = layout.MAXIMUM_PAGES * layout.PAGE_BYTES;
+    if (!Number.isInteger(opts.memoryLimit) || opts.memoryLimit <= layout.HEAP_BASE || opts.memoryLimit > max) {
+      throw new RangeError(
+        `plait: configure({ memoryLimit }) must be an integer in (${layout.HEAP_BASE}, ${max}], got ${opts.memoryLimit}`,
+      );
+    }
+  }
+  options = { ...options, ...opts };
+}
+
+function defaultThreads(): number {
+  const env = readEnv("PLAIT_THREADS");
+  if (env !== undefined && env !== "") return positiveInt(env, "PLAIT_THREADS");
+  return availableParallelism();
+}
+
+/** The calling thread's runtime, created on first use. */
+export function runtime(): Runtime {
+  if (current) return current;
+  const threads = options.threads ?? defaultThreads();
+  const variant = chooseVariant();
+  const modules = compileKernels(variant);
+  const memory = new WebAssembly.Memory({
+    initial: layout.INITIAL_PAGES,
+    maximum: layout.MAXIMUM_PAGES,
+    shared: true,
+  });
+  const heap = new SharedHeap(memory, options.memoryLimit ?? layout.MAXIMUM_PAGES * layout.PAGE_BYTES);
+  const arena = new Arena(heap);
+  const k = instantiateKernels(memory, modules, layout);
+  const pool = new Pool(memory, modules, arena, k as any, threads);
+  current = { memory, variant, modules, arena, heap, k, pool, threads };
+  return current;
+}
