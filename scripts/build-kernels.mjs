@@ -3,17 +3,20 @@
 // (for the memory layout) and emscripten on PATH. Output is deterministic: CI rebuilds and
 // compares against the committed files.
 import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import binaryen from "binaryen";
 import * as L from "../dist/core/layout.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const dist = `${root}kernels/dist`;
+// Build into a private folder, then rename into place: concurrent builds never see half a file.
+const tmp = mkdtempSync(`${tmpdir()}/plait-kernels-`);
 const run = (cmd, args) => execFileSync(cmd, args, { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
 
 function buildAssemblyScript(variant) {
-  const out = `${dist}/plait-as.${variant}.wasm`;
+  const out = `${tmp}/plait-as.${variant}.wasm`;
   run(`${root}node_modules/.bin/asc`, [
     "kernels/as/index.ts",
     "-o",
@@ -38,7 +41,7 @@ function buildAssemblyScript(variant) {
 }
 
 function buildC(variant) {
-  const out = `${dist}/plait-c.${variant}.wasm`;
+  const out = `${tmp}/plait-c.${variant}.wasm`;
   const sources = readdirSync(`${root}kernels/c`)
     .filter((f) => f.endsWith(".c"))
     .sort()
@@ -133,8 +136,13 @@ function checkDataSegments(file, lo, hi) {
   }
 }
 
+const built = [];
 for (const variant of ["simd", "relaxed"]) {
-  checkDataSegments(buildAssemblyScript(variant), L.AS_DATA_BASE, L.AS_DATA_END);
-  checkDataSegments(buildC(variant), L.C_DATA_BASE, L.C_DATA_END);
+  const as = buildAssemblyScript(variant);
+  checkDataSegments(as, L.AS_DATA_BASE, L.AS_DATA_END);
+  const c = buildC(variant);
+  checkDataSegments(c, L.C_DATA_BASE, L.C_DATA_END);
+  built.push(as, c);
 }
+for (const file of built) renameSync(file, `${dist}/${file.slice(tmp.length + 1)}`);
 console.log(`kernels built into ${dist}`);

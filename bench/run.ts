@@ -1,0 +1,10 @@
+// `npm run bench [-- suite ...]`: runs the named suites (default: all) and writes bench/results/.
+const SUITES: Record<string, () => Promise<{ run: () => Promise<void> }>> = {};
+
+const wanted = process.argv.slice(2).filter((a) => !a.startsWith("-"));
+const names = wanted.length ? wanted : Object.keys(SUITES);
+for (const name of names) {
+  const load = SUITES[name];
+  if (!load) throw new Error(`unknown bench suite ${JSON.stringify(name)}; have ${Object.keys(SUITES).join(", ")}`);
+  await (await load()).run();
+}
