@@ -3,5 +3,6 @@ export { Arena } from "./core/arena.ts";
 export { DTYPES, type DType } from "./core/dtype.ts";
 export { configure, type RuntimeOptions, runtime } from "./core/runtime.ts";
 export { keep, scope } from "./core/scope.ts";
+export { full, ones } from "./core/fill.ts";
 export { type Shape, Tensor, type TensorOptions, tensor, zeros } from "./core/tensor.ts";
 export { type Tree, type TreeDef, treeFlatten, treeLeaves, treeMap, treeUnflatten } from "./core/tree.ts";

@@ -38,7 +38,6 @@ function positiveInt(value: unknown, what: string): number {
 
 /** Sets runtime options; only before the first tensor or kernel call. */
 export function configure(opts: RuntimeOptions): void {
-  if (current) throw new Error("plait: configure() must be called before the first tensor or kernel call");
   if (opts.threads !== undefined) positiveInt(opts.threads, "configure({ threads })");
   if (opts.memoryLimit !== undefined) {
     const max = layout.MAXIMUM_PAGES * layout.PAGE_BYTES;
@@ -48,6 +47,7 @@ export function configure(opts: RuntimeOptions): void {
       );
     }
   }
+  if (current) throw new Error("plait: configure() must be called before the first tensor or kernel call");
   options = { ...options, ...opts };
 }
 

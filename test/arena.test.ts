@@ -1,0 +1,95 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { Arena, type SegmentSource } from "../src/core/arena.ts";
+import { ALIGN } from "../src/core/layout.ts";
+
+/** A fixed region [base, base + size) handed out like the shared heap does. */
+function region(base: number, size: number): SegmentSource & { top: number } {
+  return {
+    top: base,
+    reserve(bytes: number) {
+      if (this.top + bytes > base + size) {
+        throw new RangeError(`out of memory: ${bytes} bytes requested, limit ${base + size}`);
+      }
+      const p = this.top;
+      this.top += bytes;
+      return p;
+    },
+  };
+}
+
+describe("Arena", () => {
+  it("hands out aligned, non-overlapping blocks and reuses freed ones", () => {
+    const arena = new Arena(region(1 << 20, 64 << 20));
+    const a = arena.alloc(100);
+    const b = arena.alloc(0);
+    const c = arena.alloc(ALIGN * 3 + 1);
+    for (const p of [a, b, c]) expect(p % ALIGN).toBe(0);
+    expect(new Set([a, b, c]).size).toBe(3);
+    expect(b).toBeGreaterThanOrEqual(a + 100);
+    expect(arena.bytesInUse).toBe(2 * ALIGN + ALIGN + 4 * ALIGN);
+    arena.free(b);
+    expect(arena.alloc(10)).toBe(b);
+    arena.free(a);
+    arena.free(c);
+  });
+
+  it("merges neighbours so a freed run serves a larger request", () => {
+    const arena = new Arena(region(0, 64 << 20));
+    const blocks = Array.from({ length: 8 }, () => arena.alloc(ALIGN));
+    for (const p of blocks.slice(2, 6)) arena.free(p);
+    expect(arena.alloc(4 * ALIGN)).toBe(blocks[2]);
+  });
+
+  it("rejects double free and foreign pointers without changing its state", () => {
+    const arena = new Arena(region(0, 64 << 20));
+    const p = arena.alloc(8);
+    arena.free(p);
+    expect(() => arena.free(p)).toThrow(/not a live block.*double free/);
+    expect(() => arena.free(12345)).toThrow(/not a live block/);
+    expect(arena.bytesInUse).toBe(0);
+  });
+
+  it("rejects bad sizes", () => {
+    const arena = new Arena(region(0, 1 << 20));
+    expect(() => arena.alloc(-1)).toThrow(/non-negative integer, got -1/);
+    expect(() => arena.alloc(1.5)).toThrow(/got 1.5/);
+  });
+
+  it("throws a RangeError naming the bytes on exhaustion and stays usable", () => {
+    const arena = new Arena(region(0, 1 << 20));
+    const a = arena.alloc(600_000);
+    expect(() => arena.alloc(600_000)).toThrow(RangeError);
+    expect(() => arena.alloc(600_000)).toThrow(/600000 bytes requested/);
+    expect(arena.bytesInUse).toBe(Math.ceil(600_000 / ALIGN) * ALIGN);
+    arena.free(a);
+    const b = arena.alloc(600_000);
+    expect(b).toBe(a);
+  });
+
+  it("never overlaps live blocks under random alloc/free sequences", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(fc.integer({ min: 0, max: 300_000 }), fc.constant(-1)), { maxLength: 200 }),
+        fc.integer(),
+        (ops, seed) => {
+          const arena = new Arena(region(4096, 256 << 20));
+          const live: { p: number; n: number }[] = [];
+          let s = seed;
+          for (const op of ops) {
+            if (op < 0 && live.length) {
+              s = (s * 1103515245 + 12345) & 0x7fffffff;
+              const [gone] = live.splice(s % live.length, 1);
+              arena.free(gone.p);
+            } else if (op >= 0) live.push({ p: arena.alloc(op), n: Math.max(op, 1) });
+          }
+          const sorted = [...live].sort((x, y) => x.p - y.p);
+          for (let i = 1; i < sorted.length; i++) expect(sorted[i].p).toBeGreaterThanOrEqual(sorted[i - 1].p + sorted[i - 1].n);
+          for (const { p } of live) expect(p % ALIGN).toBe(0);
+          for (const { p } of live) arena.free(p);
+          expect(arena.bytesInUse).toBe(0);
+        },
+      ),
+    );
+  });
+});
