@@ -57,18 +57,47 @@ function defaultThreads(): number {
   return availableParallelism();
 }
 
+/**
+ * What another thread of this process needs to join the same runtime (same memory, same kernel
+ * modules): structured-cloneable, so it travels in a worker's `workerData`.
+ */
+export interface RuntimeHandle {
+  readonly memory: WebAssembly.Memory;
+  readonly variant: KernelVariant;
+  readonly modules: KernelModules;
+  readonly memoryLimit: number;
+}
+
 /** The calling thread's runtime, created on first use. */
 export function runtime(): Runtime {
   if (current) return current;
-  const threads = options.threads ?? defaultThreads();
   const variant = chooseVariant();
-  const modules = compileKernels(variant);
   const memory = new WebAssembly.Memory({
     initial: layout.INITIAL_PAGES,
     maximum: layout.MAXIMUM_PAGES,
     shared: true,
   });
-  const heap = new SharedHeap(memory, options.memoryLimit ?? layout.MAXIMUM_PAGES * layout.PAGE_BYTES);
+  const memoryLimit = options.memoryLimit ?? layout.MAXIMUM_PAGES * layout.PAGE_BYTES;
+  return start({ memory, variant, modules: compileKernels(variant), memoryLimit }, options.threads ?? defaultThreads());
+}
+
+/** This thread's handle to pass to threads that should share its memory and kernels. */
+export function runtimeHandle(): RuntimeHandle {
+  const { memory, variant, modules, heap } = runtime();
+  return { memory, variant, modules, memoryLimit: heap.limit };
+}
+
+/**
+ * Makes this (worker) thread's runtime use another thread's memory and kernel modules, with its
+ * own arena and a kernel pool of `threads` threads. Call before any tensor is made here.
+ */
+export function attachRuntime(handle: RuntimeHandle, threads: number): Runtime {
+  if (current) throw new Error("plait: attachRuntime() must run before this thread's first tensor or kernel call");
+  return start(handle, positiveInt(threads, "attachRuntime(threads)"));
+}
+
+function start({ memory, variant, modules, memoryLimit }: RuntimeHandle, threads: number): Runtime {
+  const heap = new SharedHeap(memory, memoryLimit);
   const arena = new Arena(heap);
   const k = instantiateKernels(memory, modules, layout);
   const pool = new Pool(memory, modules, arena, k as any, threads);
