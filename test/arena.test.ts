@@ -84,7 +84,8 @@ describe("Arena", () => {
             } else if (op >= 0) live.push({ p: arena.alloc(op), n: Math.max(op, 1) });
           }
           const sorted = [...live].sort((x, y) => x.p - y.p);
-          for (let i = 1; i < sorted.length; i++) expect(sorted[i].p).toBeGreaterThanOrEqual(sorted[i - 1].p + sorted[i - 1].n);
+          for (let i = 1; i < sorted.length; i++)
+            expect(sorted[i].p).toBeGreaterThanOrEqual(sorted[i - 1].p + sorted[i - 1].n);
           for (const { p } of live) expect(p % ALIGN).toBe(0);
           for (const { p } of live) arena.free(p);
           expect(arena.bytesInUse).toBe(0);

@@ -22,9 +22,12 @@ describe("kernel pool", () => {
     const jobs = Array.from({ length: pool.size + 1 }, () => ({ fn: "c.fill_f32", args: [0, 0, 0] }));
     expect(() => pool.run(jobs)).toThrow(/jobs for a pool of/);
     if (pool.size > 1) {
-      expect(() => pool.run([{ fn: "c.fill_f32", args: [0, 0, 0] }, { fn: "c.nope", args: [] }])).toThrow(
-        /no kernel named c.nope/,
-      );
+      expect(() =>
+        pool.run([
+          { fn: "c.fill_f32", args: [0, 0, 0] },
+          { fn: "c.nope", args: [] },
+        ]),
+      ).toThrow(/no kernel named c.nope/);
     }
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { keep, runtime, scope, Tensor, tensor, zeros } from "../src/index.ts";
+import { keep, runtime, scope, type Tensor, tensor, zeros } from "../src/index.ts";
 
 describe("tensor", () => {
   it("copies typed arrays, numbers and nested arrays in and out", () => {
@@ -36,7 +36,9 @@ describe("tensor", () => {
     expect(() => tensor([[1, 2], [3]] as any)).toThrow(/ragged: data\[1\] should be an array of 2, got length 1/);
     expect(() => tensor([1, "x"] as any, [2])).toThrow(/data\[1\] is not a number/);
     expect(() => tensor([1], [-1])).toThrow(/shape must be an array of non-negative integers/);
-    expect(() => tensor([1], [1], { dtype: "f8" as any })).toThrow(/dtype must be one of f64, f32, f16, bf16, i32, u8, got "f8"/);
+    expect(() => tensor([1], [1], { dtype: "f8" as any })).toThrow(
+      /dtype must be one of f64, f32, f16, bf16, i32, u8, got "f8"/,
+    );
   });
 
   it("throws on use after dispose, and dispose is idempotent", () => {

@@ -64,7 +64,8 @@ check("scopes free intermediates", () => {
 });
 
 const failed = results.filter((r) => !r[1]);
-for (const [name, ok, e] of results) console.log(`${ok ? "ok  " : "FAIL"} ${runtimeName}: ${name}${ok ? "" : `\n     ${e?.stack ?? e}`}`);
+for (const [name, ok, e] of results)
+  console.log(`${ok ? "ok  " : "FAIL"} ${runtimeName}: ${name}${ok ? "" : `\n     ${e?.stack ?? e}`}`);
 console.log(`${runtimeName}: ${results.length - failed.length} passed, ${failed.length} failed`);
 plait.runtime().pool.close();
 if (failed.length) process.exit(1);

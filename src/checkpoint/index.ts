@@ -1,0 +1,2 @@
+export { type CheckpointState, load, save } from "./checkpoint.ts";
+export { readSafetensors, writeSafetensors } from "./safetensors.ts";

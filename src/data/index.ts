@@ -1,0 +1,4 @@
+export { Batcher, type BatcherOptions } from "./batcher.ts";
+export { gatherBatch, gatherRows, type LabelledData, type RowData } from "./gather.ts";
+export { loadMnist, MNIST_PIXELS, MNIST_SAMPLES, type MnistOptions, type MnistSplit } from "./mnist.ts";
+export { Rng, type RngState } from "./rng.ts";
