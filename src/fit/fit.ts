@@ -1,0 +1,78 @@
+import { scope } from "../core/scope.ts";
+import type { StepOut } from "../step/contract.ts";
+import type { Trainer, TrainState } from "../step/train.ts";
+import { Progress, type ProgressMode, type ProgressSink } from "./progress.ts";
+
+/** What `fit` reports after each step. */
+export interface StepEvent {
+  epoch: number;
+  /** Index of the batch within the epoch. */
+  batch: number;
+  out: StepOut;
+}
+
+/** One epoch's summary: mean training loss, timing, and whatever `evaluate` returned. */
+export interface EpochRecord {
+  epoch: number;
+  loss: number;
+  samples: number;
+  seconds: number;
+  skipped: number;
+  metrics: Record<string, number>;
+}
+
+export interface FitOptions<B> {
+  trainer: Trainer<B>;
+  state: TrainState;
+  epochs: number;
+  /** The batches of an epoch (1-based epoch numbers), each made when needed and freed after its step. */
+  batches: (epoch: number) => { count: number; get: (i: number) => B; size: (b: B) => number };
+  /** Metrics after each epoch (e.g. test accuracy); not timed as training. */
+  evaluate?: (state: TrainState) => Record<string, number>;
+  onStep?: (e: StepEvent) => void;
+  /** "bar" on a TTY, "lines" otherwise, "none" for --json; default "none". */
+  progress?: ProgressMode;
+  progressTo?: ProgressSink;
+}
+
+/**
+ * Runs the training loop: each batch is made inside a scope (its tensors freed after the step),
+ * stepped through the trainer, reported to `onStep`; after each epoch, `evaluate` runs and the
+ * epoch's record is kept. Returns the final state and the history.
+ */
+export async function fit<B>(opts: FitOptions<B>): Promise<{ state: TrainState; history: EpochRecord[] }> {
+  const progress = new Progress(opts.progress ?? "none", opts.progressTo ?? process.stderr, opts.epochs);
+  let state = opts.state;
+  const history: EpochRecord[] = [];
+  for (let epoch = 1; epoch <= opts.epochs; epoch++) {
+    const { count, get, size } = opts.batches(epoch);
+    let lossSum = 0;
+    let samples = 0;
+    let skipped = 0;
+    let seconds = 0;
+    for (let i = 0; i < count; i++) {
+      const t0 = performance.now();
+      const { out, n } = await scope(async () => {
+        const batch = get(i);
+        const r = await opts.trainer(state, batch);
+        state = r.state;
+        return { out: r.out, n: size(batch) };
+      });
+      seconds += (performance.now() - t0) / 1000;
+      lossSum += out.loss * n;
+      samples += n;
+      if (out.skip) skipped++;
+      opts.onStep?.({ epoch, batch: i, out });
+      progress.step(epoch, i + 1, count, out.loss);
+    }
+    const metrics = opts.evaluate?.(state) ?? {};
+    const record = { epoch, loss: lossSum / Math.max(samples, 1), samples, seconds, skipped, metrics };
+    history.push(record);
+    const extra = Object.entries(metrics).map(([k, v]) => `${k} ${v.toFixed(4)}`);
+    progress.epochEnd(
+      epoch,
+      [`loss ${record.loss.toFixed(4)}`, ...extra, `${(samples / seconds).toFixed(0)} samples/s`].join("  "),
+    );
+  }
+  return { state, history };
+}
