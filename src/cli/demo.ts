@@ -8,7 +8,7 @@ import { Batcher } from "../data/batcher.ts";
 import { gatherBatch, gatherRows } from "../data/gather.ts";
 import { loadMnist, type MnistSplit } from "../data/mnist.ts";
 import { Rng } from "../data/rng.ts";
-import { fit } from "../fit/fit.ts";
+import { trainEpochs } from "../fit/trainEpochs.ts";
 import { progressMode } from "../fit/progress.ts";
 import { type Mlp, mlp } from "../nn/mlp.ts";
 import { softmaxCrossEntropy } from "../ops/loss.ts";
@@ -55,7 +55,7 @@ export async function demo(argv: readonly string[]): Promise<void> {
   const log = (s: string) => flags.json || process.stderr.write(s);
 
   log(`plait demo: MLP 784→${flags.hidden}→10 on ${data.train.n} MNIST digits, batch ${batchSize}, ${epochs} epochs\n`);
-  const { history } = await fit<Batch>({
+  const { history } = await trainEpochs<Batch>({
     trainer,
     state: trainer.init(model.init(rng) as unknown as Tree),
     epochs,

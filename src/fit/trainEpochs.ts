@@ -21,7 +21,7 @@ export interface EpochRecord {
   metrics: Record<string, number>;
 }
 
-export interface FitOptions<B> {
+export interface TrainEpochsOptions<B> {
   trainer: Trainer<B>;
   state: TrainState;
   epochs: number;
@@ -40,7 +40,7 @@ export interface FitOptions<B> {
  * stepped through the trainer, reported to `onStep`; after each epoch, `evaluate` runs and the
  * epoch's record is kept. Returns the final state and the history.
  */
-export async function fit<B>(opts: FitOptions<B>): Promise<{ state: TrainState; history: EpochRecord[] }> {
+export async function trainEpochs<B>(opts: TrainEpochsOptions<B>): Promise<{ state: TrainState; history: EpochRecord[] }> {
   const progress = new Progress(opts.progress ?? "none", opts.progressTo ?? process.stderr, opts.epochs);
   let state = opts.state;
   const history: EpochRecord[] = [];
