@@ -1,5 +1,8 @@
 // `npm run bench [-- suite ...]`: runs the named suites (default: all) and writes bench/results/.
-const SUITES: Record<string, () => Promise<{ run: () => Promise<void> }>> = {};
+const SUITES: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
+  casts: () => import("./casts.ts"),
+  reduce: () => import("./reduce.ts"),
+};
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith("-"));
 const names = wanted.length ? wanted : Object.keys(SUITES);

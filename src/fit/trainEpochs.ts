@@ -3,7 +3,7 @@ import type { StepOut } from "../step/contract.ts";
 import type { Trainer, TrainState } from "../step/train.ts";
 import { Progress, type ProgressMode, type ProgressSink } from "./progress.ts";
 
-/** What `fit` reports after each step. */
+/** What `trainEpochs` reports after each step. */
 export interface StepEvent {
   epoch: number;
   /** Index of the batch within the epoch. */
