@@ -1,14 +1,17 @@
-// plait's public API. Later layers (ops, optim, comm, precision, strategy) add their exports here.
+// plait's public API. The differentiable ops (src/ops) own the short names (matmul, add, relu,
+// sum, ...); the raw kernels behind them, with out buffers and JS-number reductions, are `core.*`.
 
 export * from "./checkpoint/index.ts";
-export { gelu, relu, sigmoid, tanh } from "./core/activation.ts";
+export * from "./comm/index.ts";
 export { geluBackward, reluBackward, sigmoidBackward, tanhBackward } from "./core/activation-backward.ts";
 export { Arena } from "./core/arena.ts";
-export { add, axpy, div, fma, mul, scale, sub } from "./core/arith.ts";
+export { axpy, div, fma } from "./core/arith.ts";
 export { cast, fromBF16, fromF16, toBF16, toF16, unscaleAndCheckFinite } from "./core/cast.ts";
 export { DTYPES, type DType } from "./core/dtype.ts";
 export { full, ones } from "./core/fill.ts";
-export { allFinite, max, maxAbs, mean, sum, sumSquares } from "./core/reduce.ts";
+export type { GemmOptions } from "./core/gemm.ts";
+export * as core from "./core/ops.ts";
+export { allFinite, max, maxAbs, sumSquares } from "./core/reduce.ts";
 export {
   attachRuntime,
   configure,
@@ -24,3 +27,10 @@ export { type Shape, Tensor, type TensorOptions, tensor, zeros } from "./core/te
 export { type Tree, type TreeDef, treeFlatten, treeLeaves, treeMap, treeUnflatten } from "./core/tree.ts";
 export { exp, log } from "./core/unary.ts";
 export * from "./data/index.ts";
+export * from "./fit/index.ts";
+export * from "./launch/index.ts";
+export * from "./nn/index.ts";
+export * from "./ops/index.ts";
+export * from "./optim/index.ts";
+export * from "./precision/index.ts";
+export * from "./step/index.ts";

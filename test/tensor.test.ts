@@ -59,7 +59,7 @@ describe("tensor", () => {
     expect(arena.bytesInUse).toBe(before);
     const kept = scope(() => {
       zeros([10]);
-      const inner = scope(() => [zeros([3]), { x: zeros([5]) }]);
+      const inner = scope(() => [zeros([3]), { x: zeros([5]) }] as const);
       zeros([7]);
       return inner[1];
     });

@@ -1,0 +1,44 @@
+import { bytesOf } from "../core/dtype.ts";
+import { shapeStr, Tensor } from "../core/tensor.ts";
+import { checkDTypeIn, checkRank, checkTensor } from "./check.ts";
+import { as } from "./kernels.ts";
+import { tapeFor } from "./tape.ts";
+
+/**
+ * Row lookup: out[..., :] = table[ids[...], :] for a table [vocab, dim] and i32 ids of any
+ * shape; the result has shape [...ids.shape, dim]. The gradient scatter-adds into the table.
+ */
+export function embedding(table: Tensor, ids: Tensor): Tensor {
+  const op = "embedding";
+  checkTensor(op, "table", table);
+  checkTensor(op, "ids", ids);
+  const dtype = checkDTypeIn(op, "table", table, ["f32", "f64"]);
+  checkRank(op, "table", table, 2);
+  checkDTypeIn(op, "ids", ids, ["i32"]);
+  const [vocab, dim] = table.shape;
+  const k = as();
+  const bad = k.first_outside_i32(ids.ptr, ids.size, vocab);
+  if (bad >= 0) {
+    throw new RangeError(
+      `plait: ${op}: argument ids has ${ids.data()[bad]} at flat index ${bad}, expected a row of table ${shapeStr(table.shape)} in [0, ${vocab})`,
+    );
+  }
+  const n = ids.size;
+  const out = new Tensor([...ids.shape, dim], dtype);
+  k.embedding_gather(table.ptr, ids.ptr, out.ptr, n, dim * bytesOf(dtype));
+  const tape = tapeFor(table);
+  if (tape) {
+    const scatter = dtype === "f32" ? k.embedding_scatter_add_f32 : k.embedding_scatter_add_f64;
+    tape.record(
+      out,
+      (g, sink) => {
+        const dt = sink.buffer(table);
+        if (!dt) return;
+        if (!dt.accumulate) dt.out.data().fill(0);
+        scatter(g.ptr, ids.ptr, dt.out.ptr, n, dim);
+      },
+      [ids],
+    );
+  }
+  return out;
+}

@@ -1,0 +1,105 @@
+import { shapeStr, type Tensor } from "../core/tensor.ts";
+import { checkDTypeIn, checkRank, checkSameDType, checkSameShape, checkTensor } from "./check.ts";
+import { as } from "./kernels.ts";
+import { readScalar, scalar } from "./scalar.ts";
+import { tapeFor } from "./tape.ts";
+
+const FLOATS = ["f32", "f64"] as const;
+
+/**
+ * Mean softmax cross-entropy of `logits` [batch, classes] against integer `labels` [batch]
+ * (i32, each in [0, classes)): a scalar. Fused and stable (max-subtracted log-sum-exp); the
+ * backward pass gives (softmax − onehot) / batch. Non-finite logits are an error, not a loss.
+ */
+export function softmaxCrossEntropy(logits: Tensor, labels: Tensor): Tensor {
+  const op = "softmaxCrossEntropy";
+  checkTensor(op, "logits", logits);
+  checkTensor(op, "labels", labels);
+  const dtype = checkDTypeIn(op, "logits", logits, FLOATS);
+  checkRank(op, "logits", logits, 2);
+  checkDTypeIn(op, "labels", labels, ["i32"]);
+  checkRank(op, "labels", labels, 1);
+  const [rows, cols] = logits.shape;
+  if (labels.size !== rows) {
+    throw new RangeError(
+      `plait: ${op}: argument labels has ${labels.size} labels, expected ${rows} (one per row of logits ${shapeStr(logits.shape)})`,
+    );
+  }
+  if (rows === 0)
+    throw new RangeError(`plait: ${op}: argument logits has no rows; the mean over an empty batch is undefined`);
+  const k = as();
+  const bad = k.first_outside_i32(labels.ptr, rows, cols);
+  if (bad >= 0) {
+    throw new RangeError(
+      `plait: ${op}: argument labels[${bad}] is ${labels.data()[bad]}, expected a class index in [0, ${cols})`,
+    );
+  }
+  const fn = dtype === "f32" ? k.softmax_xent_f32 : k.softmax_xent_f64;
+  const value: number = fn(logits.ptr, labels.ptr, rows, cols, 0, 0);
+  if (!Number.isFinite(value)) throw nonFinite(op, "the loss", [["logits", logits]]);
+  const out = scalar(value, dtype);
+  const tape = tapeFor(logits);
+  if (tape) {
+    tape.record(
+      out,
+      (g, sink) => {
+        const dscale = readScalar(g) / rows;
+        sink.assign(logits, (dx) => fn(logits.ptr, labels.ptr, rows, cols, dx.ptr, dscale));
+      },
+      [logits],
+    );
+  }
+  return out;
+}
+
+/** Mean squared error (1/n) Σ (pred − target)² over all elements: a scalar. */
+export function mse(pred: Tensor, target: Tensor): Tensor {
+  const op = "mse";
+  checkTensor(op, "pred", pred);
+  checkTensor(op, "target", target);
+  const dtype = checkDTypeIn(op, "pred", pred, FLOATS);
+  checkSameDType(op, "target", target, "pred", pred);
+  checkSameShape(op, "target", target, "pred", pred);
+  const n = pred.size;
+  if (n === 0) throw new RangeError(`plait: ${op}: argument pred is empty; the mean over no elements is undefined`);
+  const fn = dtype === "f32" ? as().mse_f32 : as().mse_f64;
+  const value: number = fn(pred.ptr, target.ptr, n, 0, 0);
+  if (!Number.isFinite(value)) {
+    throw nonFinite(op, "the loss", [
+      ["pred", pred],
+      ["target", target],
+    ]);
+  }
+  const out = scalar(value, dtype);
+  const tape = tapeFor(pred, target);
+  if (tape) {
+    tape.record(
+      out,
+      (g, sink) => {
+        const dscale = (2 * readScalar(g)) / n;
+        sink.assign(pred, (dp) => fn(pred.ptr, target.ptr, n, dp.ptr, dscale));
+        sink.assign(target, (dt) => fn(target.ptr, pred.ptr, n, dt.ptr, dscale));
+      },
+      [pred, target],
+    );
+  }
+  return out;
+}
+
+/**
+ * The error for a non-finite loss: names the first non-finite element of the inputs (a scan
+ * that runs only on this error path), or says the loss itself overflowed.
+ */
+function nonFinite(op: string, what: string, inputs: [string, Tensor][]): RangeError {
+  for (const [name, t] of inputs) {
+    const data = t.data();
+    for (let i = 0; i < data.length; i++) {
+      if (!Number.isFinite(data[i])) {
+        return new RangeError(
+          `plait: ${op}: argument ${name} has a non-finite value ${data[i]} at flat index ${i}; refusing to compute a loss from it`,
+        );
+      }
+    }
+  }
+  return new RangeError(`plait: ${op}: ${what} overflowed to a non-finite value though every input is finite`);
+}

@@ -1,0 +1,196 @@
+import type { DType } from "../core/dtype.ts";
+import { Tensor } from "../core/tensor.ts";
+import { addInto, copyOf } from "./accumulate.ts";
+
+/**
+ * Where a node's backward sends the gradients of its inputs. Each input's gradient lives in
+ * one buffer that every consumer adds into, so no node ever allocates a gradient it then adds.
+ */
+export interface GradSink {
+  /**
+   * x's gradient buffer for a kernel to fill in place, or null when x needs no gradient: a
+   * fresh one (`accumulate` false: overwrite it) or the one earlier consumers filled
+   * (`accumulate` true: add to it). For kernels with an accumulate mode (GEMM, column sums).
+   */
+  buffer(x: Tensor): GradBuffer | null;
+  /** Like `buffer` for kernels that can only overwrite: a temporary is added when needed. */
+  assign(x: Tensor, write: (out: Tensor) => void): void;
+  /** Hands over `g` (a tensor the node owns, or the node's output gradient) as x's gradient contribution. */
+  give(x: Tensor, g: Tensor): void;
+}
+
+export interface GradBuffer {
+  out: Tensor;
+  accumulate: boolean;
+}
+
+/** The reverse step of one recorded op: reads the output gradient `g`, feeds the sink. */
+export type Backward = (g: Tensor, sink: GradSink) => void;
+
+interface Node {
+  out: number;
+  backward: Backward;
+  /** Tensors the backward reads; each is freed after the earliest node that saves it. */
+  saves: readonly Tensor[];
+  /** Filled just before the reverse pass: the saved tensors this node is the last reader of. */
+  frees?: Tensor[];
+}
+
+/**
+ * The record of one `valueAndGrad` forward pass: every tensor that depends on the params has a
+ * slot, and every op that produced one a node. Ops look up the active tape (`tapeFor`) and
+ * record only when an input has a slot; with no tape active they pay one null check.
+ */
+export class Tape implements GradSink {
+  private readonly slots = new Map<Tensor, number>();
+  private readonly shapes: Tensor[] = [];
+  private readonly nodes: Node[] = [];
+  /** Tensors created by recorded ops (outputs and their saved scratch): freed after last use. */
+  private readonly born = new Set<Tensor>();
+  private grads: (Tensor | undefined)[] = [];
+  /** The output gradient of the node running backward, until some input takes it over. */
+  private pending: Tensor | undefined;
+  /** That gradient once an input took it over (within the same node). */
+  private moved: Tensor | undefined;
+
+  /** `computeDType` is the dtype the params arrived in (GradContext), kept for the ops to consult. */
+  constructor(readonly computeDType: DType) {}
+
+  /** Gives a parameter a slot; its gradient is read back with `gradOf`. */
+  watch(param: Tensor): void {
+    if (this.slots.has(param)) return;
+    this.slots.set(param, this.shapes.length);
+    this.shapes.push(param);
+  }
+
+  tracks(t: Tensor): boolean {
+    return this.slots.has(t);
+  }
+
+  /**
+   * Records that `out` was computed by an op whose reverse step is `backward` (a closure over
+   * the op's inputs). `saves` lists the tensors the backward reads; `scratch` lists tensors the
+   * op made only for its backward, which the tape frees after that.
+   */
+  record(out: Tensor, backward: Backward, saves: readonly Tensor[], scratch: readonly Tensor[] = []): void {
+    const slot = this.shapes.length;
+    this.slots.set(out, slot);
+    this.shapes.push(out);
+    this.born.add(out);
+    for (const t of scratch) this.born.add(t);
+    this.nodes.push({ out: slot, backward, saves });
+  }
+
+  /**
+   * Runs the reverse pass from `root`, seeded with `seed` (the loss scale) in every element.
+   * Tensors the tape created are freed when no backward reads them (at the start) or after
+   * their last reader has run, and each node's output gradient as soon as the node is done:
+   * only the params' gradients remain.
+   */
+  backward(root: Tensor, seed: Tensor): void {
+    const rootSlot = this.slots.get(root);
+    if (rootSlot === undefined) {
+      seed.dispose();
+      return;
+    }
+    this.grads = new Array(this.shapes.length);
+    this.grads[rootSlot] = seed;
+    const seen = new Set<Tensor>();
+    for (const node of this.nodes) {
+      for (const t of node.saves) {
+        if (!seen.has(t) && this.born.has(t)) {
+          seen.add(t);
+          if (node.frees) node.frees.push(t);
+          else node.frees = [t];
+        }
+      }
+    }
+    // The forward pass is over: what no backward reads can go now.
+    for (const t of this.born) if (!seen.has(t)) t.dispose();
+    for (let i = this.nodes.length - 1; i >= 0; i--) {
+      const node = this.nodes[i];
+      const g = this.grads[node.out];
+      this.grads[node.out] = undefined;
+      if (g !== undefined) {
+        this.pending = g;
+        node.backward(g, this);
+        if (this.pending !== undefined) g.dispose();
+        this.pending = undefined;
+        this.moved = undefined;
+      }
+      if (node.frees) for (const t of node.frees) t.dispose();
+    }
+  }
+
+  /** The gradient accumulated for `param`, or undefined when the loss does not depend on it. */
+  gradOf(param: Tensor): Tensor | undefined {
+    const slot = this.slots.get(param);
+    return slot === undefined ? undefined : this.grads[slot];
+  }
+
+  buffer(x: Tensor): GradBuffer | null {
+    const slot = this.slots.get(x);
+    if (slot === undefined) return null;
+    const have = this.grads[slot];
+    if (have !== undefined) return { out: have, accumulate: true };
+    const out = new Tensor(x.shape, x.dtype);
+    this.grads[slot] = out;
+    return { out, accumulate: false };
+  }
+
+  assign(x: Tensor, write: (out: Tensor) => void): void {
+    const slot = this.slots.get(x);
+    if (slot === undefined) return;
+    const have = this.grads[slot];
+    const out = new Tensor(x.shape, x.dtype);
+    write(out);
+    if (have === undefined) this.grads[slot] = out;
+    else {
+      addInto(have, out);
+      out.dispose();
+    }
+  }
+
+  give(x: Tensor, g: Tensor): void {
+    const owned = g !== this.pending && g !== this.moved;
+    const slot = this.slots.get(x);
+    if (slot === undefined) {
+      if (owned) g.dispose();
+      return;
+    }
+    const have = this.grads[slot];
+    if (have !== undefined) {
+      addInto(have, g);
+      if (owned) g.dispose();
+    } else if (g === this.pending) {
+      // The output gradient moves to the first input that takes it; later takers get a copy.
+      this.pending = undefined;
+      this.moved = g;
+      this.grads[slot] = g;
+    } else this.grads[slot] = g === this.moved ? copyOf(g) : g;
+  }
+}
+
+/** The tapes of the `valueAndGrad` calls in progress, innermost last. */
+const tapes: Tape[] = [];
+let active: Tape | null = null;
+
+/** The active tape if any of `inputs` depends on the params, else null (the op just computes). */
+export function tapeFor(a: Tensor, b?: Tensor, c?: Tensor): Tape | null {
+  if (active === null) return null;
+  return active.tracks(a) || (b !== undefined && active.tracks(b)) || (c !== undefined && active.tracks(c))
+    ? active
+    : null;
+}
+
+/** Runs `fn` with `tape` recording; nested calls record on the innermost tape only. */
+export function withTape<T>(tape: Tape, fn: () => T): T {
+  tapes.push(tape);
+  active = tape;
+  try {
+    return fn();
+  } finally {
+    tapes.pop();
+    active = tapes.at(-1) ?? null;
+  }
+}

@@ -1,0 +1,2 @@
+export { type Ctx, type Step, type StepOut, stateOf, type Transform, withState } from "./contract.ts";
+export { type Trainer, type TrainOptions, type TrainState, train } from "./train.ts";
