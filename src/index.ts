@@ -7,6 +7,7 @@ export { geluBackward, reluBackward, sigmoidBackward, tanhBackward } from "./cor
 export { Arena } from "./core/arena.ts";
 export { axpy, div, fma } from "./core/arith.ts";
 export { cast, fromBF16, fromF16, toBF16, toF16, unscaleAndCheckFinite } from "./core/cast.ts";
+export { clamp } from "./core/clamp.ts";
 export { DTYPES, type DType } from "./core/dtype.ts";
 export { full, ones } from "./core/fill.ts";
 export type { GemmOptions } from "./core/gemm.ts";

@@ -5,6 +5,7 @@ export { gelu, relu, sigmoid, tanh } from "./activation.ts";
 export { geluBackward, reluBackward, sigmoidBackward, tanhBackward } from "./activation-backward.ts";
 export { add, axpy, div, fma, mul, scale, sub } from "./arith.ts";
 export { cast, unscaleAndCheckFinite } from "./cast.ts";
+export { clamp } from "./clamp.ts";
 export { full, ones } from "./fill.ts";
 export { type GemmOptions, matmul } from "./gemm.ts";
 export { allFinite, max, maxAbs, mean, sum, sumSquares } from "./reduce.ts";

@@ -1,3 +1,5 @@
+export { type AccumulationState, withAccumulation } from "./accumulate.ts";
+export { type ClipOptions, withGradClip } from "./clip.ts";
 export {
   adjustScaler,
   type DeepSpeedScaler,

@@ -34,8 +34,17 @@ export interface StepOut {
   gradScale?: number;
   /** The optimizer must not apply these grads (overflow): params and optimizer state stay as they are. */
   skip?: boolean;
-  /** An accumulation window is still filling: the grads are partial; outer transforms pass them through. */
+  /**
+   * An accumulation window is still filling: `grads` is empty ([]) and outer transforms pass
+   * the output through (no communication, no unscaling, no clipping, no optimizer step).
+   */
   accumulating?: boolean;
+  /**
+   * Each rank holds a different part of the gradient (ZeRO-2/3, FSDP shards): a global norm or
+   * finite check must combine all ranks' values through ctx.comm. Unset: every rank holds the
+   * whole (already reduced) gradient.
+   */
+  shardedGrads?: boolean;
   metrics?: Record<string, number>;
   /** Each transform's new state under its key; `train` threads it into the next step's ctx.state. */
   state?: Record<string, unknown>;
