@@ -13,11 +13,19 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 const dist = `${root}kernels/dist`;
 // Build into a private folder, then rename into place: concurrent builds never see half a file.
 const tmp = mkdtempSync(`${tmpdir()}/plait-kernels-`);
-const run = (cmd, args) => execFileSync(cmd, args, { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
+// npm puts node_modules/.bin first on PATH, where the binaryen package's newer wasm-opt would
+// shadow the one emscripten was built with (and reject clang 14's draft relaxed opcodes).
+const PATH = (process.env.PATH ?? "")
+  .split(":")
+  .filter((dir) => !dir.endsWith("node_modules/.bin"))
+  .join(":");
+const run = (cmd, args) =>
+  execFileSync(cmd, args, { cwd: root, stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, PATH } });
 
 function buildAssemblyScript(variant) {
   const out = `${tmp}/plait-as.${variant}.wasm`;
-  run(`${root}node_modules/.bin/asc`, [
+  run(process.execPath, [
+    `${root}node_modules/assemblyscript/bin/asc.js`,
     "kernels/as/index.ts",
     "-o",
     out,
