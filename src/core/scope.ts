@@ -1,5 +1,9 @@
+/** The brand of objects a scope manages (tensors): looked up with `in`, never by reading a property. */
+export const OWNED: unique symbol = Symbol("plait.owned");
+
 /** Something that owns memory in the arena and gives it back on dispose. */
 export interface Owned {
+  readonly [OWNED]: true;
   dispose(): void;
   readonly disposed: boolean;
 }
@@ -73,4 +77,4 @@ function collect(v: unknown, out: Set<Owned>): void {
   else if (Object.getPrototypeOf(v) === Object.prototype) for (const x of Object.values(v)) collect(x, out);
 }
 
-const isOwned = (v: object): v is Owned => typeof (v as Owned).dispose === "function" && "disposed" in v;
+const isOwned = (v: object): v is Owned => OWNED in v;

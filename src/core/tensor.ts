@@ -1,6 +1,6 @@
 import { type AnyTypedArray, arrayTypeOf, bytesOf, checkDType, type DType } from "./dtype.ts";
 import { runtime } from "./runtime.ts";
-import { track, untrack } from "./scope.ts";
+import { OWNED, track, untrack } from "./scope.ts";
 
 export type Shape = readonly number[];
 
@@ -25,6 +25,7 @@ export const shapeStr = (s: Shape) => `[${s.join(", ")}]`;
  * throws instead of reading memory that now belongs to another tensor.
  */
 export class Tensor {
+  readonly [OWNED] = true as const;
   readonly size: number;
   readonly byteLength: number;
   private ptr_: number;
