@@ -48,10 +48,10 @@ export class Pool {
         f64: new Float64Array(memory.buffer, slotByte, SLOT.bytes / 8),
       });
       const worker = new Worker(url, { workerData: { memory, modules, layout: { ...layout }, slotByte, names } });
-      worker.unref();
       worker.on("message", (m) => {
         if (m?.error) console.error(`plait: pool thread ${w + 1}: ${m.error}`);
       });
+      worker.unref(); // after on("message"), which would ref it again: idle pool threads never keep a process alive
       this.workers.push(worker);
     }
     for (const [w, s] of this.slots.entries()) {
