@@ -84,11 +84,15 @@ describe("matmul", () => {
     }
   });
 
-  it("rejects gradients through 16-bit operands and passes the core's shape errors through", () => {
+  // Half operands themselves (the mixed-precision path) are tested in test/amp.test.ts.
+  it("rejects a half operand beside anything but f32 or its own dtype, and passes the core's shape errors through", () => {
     scope(() => {
       const a = tensor([1, 2, 3, 4], [2, 2], { dtype: "bf16" });
-      expect(() => valueAndGrad((p: any) => mse(matmul(p.a, p.a), p.a))({ a }, undefined)).toThrow(
-        /matmul: gradients need f32 or f64 operands, got bf16/,
+      expect(() => matmul(a, tensor([1, 2, 3, 4], [2, 2], { dtype: "f64" }))).toThrow(
+        /matmul: argument b has dtype f64; with a bf16 operand the other must be bf16 or f32/,
+      );
+      expect(() => matmul(tensor([1, 2, 3, 4], [2, 2], { dtype: "f16" }), a)).toThrow(
+        /matmul: argument b has dtype bf16; with a f16 operand the other must be f16 or f32/,
       );
       expect(() => matmul(tensor(new Float32Array(6), [2, 3]), tensor(new Float32Array(6), [2, 3]))).toThrow(
         /matmul: inner dimensions differ/,

@@ -470,11 +470,12 @@ describe("bad input", () => {
     });
   });
 
-  it("refuses parameters that are not f32 or f64", () => {
+  // f16/bf16 params (true half precision) are tested in test/precision.test.ts.
+  it("refuses parameters that are not float tensors", () => {
     scope(() => {
-      const params = { w: tensor([1, 2, 3], [3], { dtype: "f16" }) };
+      const params = { w: tensor([1, 2, 3], [3], { dtype: "i32" }) };
       expect(() => sgd({ lr: 0.1 }).init(params)).toThrow(
-        "plait: sgd.init: params.w is f16[3]; optimizers update f32 or f64 tensors",
+        "plait: sgd.init: params.w is i32[3]; optimizers update f64, f32, f16 or bf16 tensors",
       );
     });
   });

@@ -1,19 +1,22 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { cast } from "../core/cast.ts";
 import { configure } from "../core/runtime.ts";
 import { scope } from "../core/scope.ts";
 import type { Tensor } from "../core/tensor.ts";
-import type { Tree } from "../core/tree.ts";
+import { type Tree, treeLeaves } from "../core/tree.ts";
 import { Batcher } from "../data/batcher.ts";
 import { gatherBatch, gatherRows } from "../data/gather.ts";
 import { loadMnist, type MnistSplit } from "../data/mnist.ts";
 import { Rng } from "../data/rng.ts";
-import { trainEpochs } from "../fit/trainEpochs.ts";
 import { progressMode } from "../fit/progress.ts";
+import { trainEpochs } from "../fit/trainEpochs.ts";
 import { type Mlp, mlp } from "../nn/mlp.ts";
 import { softmaxCrossEntropy } from "../ops/loss.ts";
 import { valueAndGrad } from "../ops/valueAndGrad.ts";
 import { sgd } from "../optim/sgd.ts";
+import { PRECISIONS, type Precision } from "../precision/policy.ts";
+import { withPrecision } from "../precision/precision.ts";
 import { train } from "../step/train.ts";
 import { type FlagSpec, flagHelp, parseFlags } from "./args.ts";
 import { lineChart } from "./chart.ts";
@@ -25,6 +28,7 @@ export const DEMO_FLAGS = {
   momentum: { type: "number", default: 0.9, min: 0, help: "SGD momentum" },
   hidden: { type: "int", default: 256, min: 1, help: "width of the hidden layer" },
   seed: { type: "int", default: 0, help: "seed for init, shuffling and the split" },
+  precision: { type: "string", default: "32-true", choices: PRECISIONS, help: "Lightning's precision names" },
   threads: { type: "int", min: 1, help: "kernel threads (default: PLAIT_THREADS, else one per core)" },
   out: { type: "string", default: "runs", help: "folder for the chart and metrics" },
   json: { type: "boolean", help: "print one JSON object at the end and nothing else" },
@@ -50,11 +54,17 @@ export async function demo(argv: readonly string[]): Promise<void> {
   const model = mlp([784, flags.hidden!, 10]);
   const rng = new Rng(flags.seed);
   const loss = (params: Tree, b: Batch) => softmaxCrossEntropy(model.apply(params, b.x), b.y);
-  const trainer = train(valueAndGrad(loss), sgd({ lr: flags.lr!, momentum: flags.momentum! }));
+  const precision = flags.precision as Precision;
+  const trainer = train(
+    withPrecision(valueAndGrad(loss), precision),
+    sgd({ lr: flags.lr!, momentum: flags.momentum! }),
+  );
   const batcher = new Batcher(data.train.n, { batchSize, seed: flags.seed });
   const log = (s: string) => flags.json || process.stderr.write(s);
 
-  log(`plait demo: MLP 784→${flags.hidden}→10 on ${data.train.n} MNIST digits, batch ${batchSize}, ${epochs} epochs\n`);
+  log(
+    `plait demo: MLP 784→${flags.hidden}→10 on ${data.train.n} MNIST digits, batch ${batchSize}, ${epochs} epochs, ${precision}\n`,
+  );
   const { history } = await trainEpochs<Batch>({
     trainer,
     state: trainer.init(model.init(rng) as unknown as Tree),
@@ -77,11 +87,13 @@ export async function demo(argv: readonly string[]): Promise<void> {
   const seconds = history.reduce((t, h) => t + h.seconds, 0);
   const samples = history.reduce((t, h) => t + h.samples, 0);
   const summary = {
+    precision,
     testAccuracy: last.metrics.testAccuracy,
     epochs,
     batchSize,
     samplesPerSec: samples / seconds,
     finalLoss: last.loss,
+    skippedSteps: history.reduce((t, h) => t + h.skipped, 0),
   };
   const dir = resolve(flags.out!, `mnist-${new Date().toISOString().replace(/[:.]/g, "-")}`);
   mkdirSync(dir, { recursive: true });
@@ -89,7 +101,7 @@ export async function demo(argv: readonly string[]): Promise<void> {
   writeFileSync(
     join(dir, "mnist.svg"),
     lineChart(
-      `plait demo: MLP 784-${flags.hidden}-10, batch ${batchSize}, SGD lr ${flags.lr} momentum ${flags.momentum}`,
+      `plait demo: MLP 784-${flags.hidden}-10, batch ${batchSize}, SGD lr ${flags.lr} momentum ${flags.momentum}, ${precision}`,
       [
         { label: "training loss", series: [{ name: "loss", values: history.map((h) => h.loss) }] },
         { label: "test accuracy", series: [{ name: "accuracy", values: history.map((h) => h.metrics.testAccuracy) }] },
@@ -103,14 +115,19 @@ export async function demo(argv: readonly string[]): Promise<void> {
   }
 }
 
-/** Fraction of `split` the model classifies correctly (forward only, in chunks of 500). */
+/**
+ * Fraction of `split` the model classifies correctly (forward only, in chunks of 500). The
+ * images are cast to f64 for f64 params ("64-true"); half params round them at the matmul.
+ */
 export function accuracy(model: Mlp, params: Tree, split: MnistSplit): number {
+  const f64 = treeLeaves(params)[0]?.dtype === "f64";
   let correct = 0;
   const chunk = 500;
   for (let start = 0; start < split.n; start += chunk) {
     const idx = Int32Array.from({ length: Math.min(chunk, split.n - start) }, (_, i) => start + i);
     correct += scope(() => {
-      const logits = model.apply(params, gatherRows(split.images, [784], idx)).data() as Float32Array;
+      const images = gatherRows(split.images, [784], idx);
+      const logits = model.apply(params, f64 ? cast(images, "f64") : images).data();
       let hits = 0;
       for (let r = 0; r < idx.length; r++) {
         let best = 0;

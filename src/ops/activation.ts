@@ -4,7 +4,7 @@ import type { Tensor } from "../core/tensor.ts";
 import { checkTensor } from "./check.ts";
 import { tapeFor } from "./tape.ts";
 
-// Activations (f32, as the kernels are). Each saves the least its backward needs: relu, tanh
+// Activations (f32 and f64, as the kernels are). Each saves the least its backward needs: relu, tanh
 // and sigmoid their output (relu's output is > 0 exactly where its input is), gelu its input.
 
 /** max(x, 0) elementwise. */

@@ -1,5 +1,6 @@
 import { bytesOf } from "../core/dtype.ts";
 import { shapeStr, Tensor } from "../core/tensor.ts";
+import { isHalf, toDType } from "./castInto.ts";
 import { checkDTypeIn, checkRank, checkTensor } from "./check.ts";
 import { as } from "./kernels.ts";
 import { tapeFor } from "./tape.ts";
@@ -7,12 +8,15 @@ import { tapeFor } from "./tape.ts";
 /**
  * Row lookup: out[..., :] = table[ids[...], :] for a table [vocab, dim] and i32 ids of any
  * shape; the result has shape [...ids.shape, dim]. The gradient scatter-adds into the table.
+ * A half table (a mixed-precision compute copy) gives f32 rows (widened exactly) and gets an
+ * f32 gradient.
  */
 export function embedding(table: Tensor, ids: Tensor): Tensor {
   const op = "embedding";
   checkTensor(op, "table", table);
   checkTensor(op, "ids", ids);
-  const dtype = checkDTypeIn(op, "table", table, ["f32", "f64"]);
+  const stored = checkDTypeIn(op, "table", table, ["f32", "f64", "f16", "bf16"]);
+  const dtype = isHalf(stored) ? "f32" : stored;
   checkRank(op, "table", table, 2);
   checkDTypeIn(op, "ids", ids, ["i32"]);
   const [vocab, dim] = table.shape;
@@ -24,8 +28,10 @@ export function embedding(table: Tensor, ids: Tensor): Tensor {
     );
   }
   const n = ids.size;
-  const out = new Tensor([...ids.shape, dim], dtype);
-  k.embedding_gather(table.ptr, ids.ptr, out.ptr, n, dim * bytesOf(dtype));
+  const rows = new Tensor([...ids.shape, dim], stored);
+  k.embedding_gather(table.ptr, ids.ptr, rows.ptr, n, dim * bytesOf(stored));
+  const out = toDType(rows, dtype);
+  if (out !== rows) rows.dispose();
   const tape = tapeFor(table);
   if (tape) {
     const scatter = dtype === "f32" ? k.embedding_scatter_add_f32 : k.embedding_scatter_add_f64;

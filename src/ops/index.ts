@@ -1,6 +1,7 @@
 // Differentiable ops and reverse-mode autodiff (src/ops): the public surface of this layer.
 export { gelu, relu, sigmoid, tanh } from "./activation.ts";
 export { add, mul, scale, sub } from "./arith.ts";
+export { castInto } from "./castInto.ts";
 export { dropout, type UniformSource } from "./dropout.ts";
 export { embedding } from "./embedding.ts";
 export { layerNorm } from "./layerNorm.ts";

@@ -1,8 +1,9 @@
 import * as gemm from "../core/gemm.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { colSums } from "./broadcast.ts";
+import { type HalfDType, isHalf, toDType } from "./castInto.ts";
 import { checkTensor } from "./check.ts";
-import { tapeFor } from "./tape.ts";
+import { type GradSink, tapeFor } from "./tape.ts";
 
 export interface MatmulOptions {
   /** Use aᵀ instead of a. */
@@ -18,40 +19,24 @@ export interface MatmulOptions {
  *   d op(a) = G · op(b)ᵀ,  d op(b) = op(a)ᵀ · G,  d bias = column sums of G,
  * each computed by the GEMM with the transposes folded into its layout flags and added into
  * the gradient buffer in place (the GEMM's accumulate mode) when one already exists.
+ *
+ * Half precision: when an operand is f16 or bf16 (a half compute copy of a weight), the product
+ * runs in that dtype: an f32 operand is rounded to it at the input, the GEMM multiplies the half
+ * values with f32 accumulation, and C is f32; a half bias is widened (exactly). The backward
+ * rounds G to the half dtype (where an f16 overflow turns into inf: what a loss scaler
+ * watches for) and writes the f32 gradients of both operands, half ones included.
  */
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   checkTensor("matmul", "a", a);
   checkTensor("matmul", "b", b);
   const { transA = false, transB = false, bias } = opts;
   if (bias !== undefined) checkTensor("matmul", "bias", bias);
+  const half = halfOperands(a, b);
+  if (half !== undefined) return halfMatmul(a, b, transA, transB, bias, half);
   const out = gemm.matmul(a, b, { transA, transB, bias });
   const tape = tapeFor(a, b, bias);
   if (tape) {
-    if (a.dtype !== "f32" && a.dtype !== "f64") {
-      throw new TypeError(`plait: matmul: gradients need f32 or f64 operands, got ${a.dtype} (cast to f32 first)`);
-    }
-    tape.record(
-      out,
-      (g, sink) => {
-        const da = sink.buffer(a);
-        if (da) {
-          const acc = { out: da.out, accumulate: da.accumulate };
-          if (!transA) gemm.matmul(g, b, { transB: !transB, ...acc });
-          else gemm.matmul(b, g, { transA: transB, transB: true, ...acc });
-        }
-        const db = sink.buffer(b);
-        if (db) {
-          const acc = { out: db.out, accumulate: db.accumulate };
-          if (!transB) gemm.matmul(a, g, { transA: !transA, ...acc });
-          else gemm.matmul(g, a, { transA: true, transB: transA, ...acc });
-        }
-        if (bias) {
-          const dbias = sink.buffer(bias);
-          if (dbias) colSums(g, dbias.out, g.shape[0], g.shape[1], dbias.accumulate);
-        }
-      },
-      [a, b],
-    );
+    tape.record(out, (g, sink) => backward(g, g, a, b, a, b, transA, transB, bias, sink), [a, b]);
   }
   return out;
 }
@@ -59,4 +44,98 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
 /** A dense layer: x · w + b, for x [batch, in], w [in, out], b [out] (one fused GEMM call). */
 export function linear(x: Tensor, w: Tensor, b?: Tensor): Tensor {
   return matmul(x, w, { bias: b });
+}
+
+/** The half dtype the product runs in, if an operand has one; undefined for f32/f64 pairs. */
+function halfOperands(a: Tensor, b: Tensor): HalfDType | undefined {
+  const half = isHalf(a.dtype) ? a.dtype : isHalf(b.dtype) ? b.dtype : undefined;
+  if (half === undefined) return undefined;
+  for (const [arg, x] of [
+    ["a", a],
+    ["b", b],
+  ] as const) {
+    if (x.dtype !== half && x.dtype !== "f32") {
+      throw new TypeError(
+        `plait: matmul: argument ${arg} has dtype ${x.dtype}; with a ${half} operand the other must be ${half} or f32 (rounded to ${half})`,
+      );
+    }
+  }
+  return half;
+}
+
+function halfMatmul(
+  a: Tensor,
+  b: Tensor,
+  transA: boolean,
+  transB: boolean,
+  bias: Tensor | undefined,
+  half: HalfDType,
+): Tensor {
+  // The rounded copies of f32 operands: kept for the backward when recording, else freed here.
+  const ah = toDType(a, half);
+  const bh = toDType(b, half);
+  const made: Tensor[] = [];
+  if (ah !== a) made.push(ah);
+  if (bh !== b) made.push(bh);
+  const bias32 = bias !== undefined && isHalf(bias.dtype) ? toDType(bias, "f32") : bias;
+  let out: Tensor;
+  try {
+    out = gemm.matmul(ah, bh, { transA, transB, bias: bias32 });
+  } finally {
+    if (bias32 !== bias) bias32?.dispose();
+  }
+  const tape = tapeFor(a, b, bias);
+  if (!tape) {
+    for (const t of made) t.dispose();
+    return out;
+  }
+  tape.record(
+    out,
+    (g, sink) => {
+      const gh = toDType(g, half);
+      try {
+        backward(g, gh, a, b, ah, bh, transA, transB, bias, sink);
+      } finally {
+        gh.dispose();
+      }
+    },
+    [ah, bh],
+    made,
+  );
+  return out;
+}
+
+/**
+ * The reverse step: `g` is dL/dC (for the bias), `gOp` the same in the operands' dtype, `aOp`
+ * and `bOp` the operands the product ran on (a and b, or their half copies); the gradients
+ * go to a, b and bias.
+ */
+function backward(
+  g: Tensor,
+  gOp: Tensor,
+  a: Tensor,
+  b: Tensor,
+  aOp: Tensor,
+  bOp: Tensor,
+  transA: boolean,
+  transB: boolean,
+  bias: Tensor | undefined,
+  sink: GradSink,
+): void {
+  const da = sink.buffer(a);
+  if (da) {
+    const acc = { out: da.out, accumulate: da.accumulate };
+    if (!transA) gemm.matmul(gOp, bOp, { transB: !transB, ...acc });
+    else gemm.matmul(bOp, gOp, { transA: transB, transB: true, ...acc });
+  }
+  const db = sink.buffer(b);
+  if (db) {
+    const acc = { out: db.out, accumulate: db.accumulate };
+    if (!transB) gemm.matmul(aOp, gOp, { transA: !transA, ...acc });
+    else gemm.matmul(gOp, aOp, { transA: true, transB: transA, ...acc });
+  }
+  if (bias) {
+    const dbias = sink.buffer(bias);
+    if (dbias) colSums(g, dbias.out, g.shape[0], g.shape[1], dbias.accumulate);
+  }
 }

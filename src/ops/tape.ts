@@ -1,6 +1,13 @@
 import type { DType } from "../core/dtype.ts";
 import { Tensor } from "../core/tensor.ts";
 import { addInto, copyOf } from "./accumulate.ts";
+import { isHalf } from "./castInto.ts";
+
+/**
+ * The dtype of x's gradient: x's own, except that f16/bf16 tensors (half compute copies of
+ * params) get f32 gradients, which is how mixed precision's gradients come back in f32.
+ */
+export const gradDTypeOf = (x: Tensor): DType => (isHalf(x.dtype) ? "f32" : x.dtype);
 
 /**
  * Where a node's backward sends the gradients of its inputs. Each input's gradient lives in
@@ -133,7 +140,7 @@ export class Tape implements GradSink {
     if (slot === undefined) return null;
     const have = this.grads[slot];
     if (have !== undefined) return { out: have, accumulate: true };
-    const out = new Tensor(x.shape, x.dtype);
+    const out = new Tensor(x.shape, gradDTypeOf(x));
     this.grads[slot] = out;
     return { out, accumulate: false };
   }
@@ -142,7 +149,7 @@ export class Tape implements GradSink {
     const slot = this.slots.get(x);
     if (slot === undefined) return;
     const have = this.grads[slot];
-    const out = new Tensor(x.shape, x.dtype);
+    const out = new Tensor(x.shape, gradDTypeOf(x));
     write(out);
     if (have === undefined) this.grads[slot] = out;
     else {

@@ -3,21 +3,30 @@ import { full } from "../core/fill.ts";
 import { scope } from "../core/scope.ts";
 import { shapeStr, Tensor, zeros } from "../core/tensor.ts";
 import { type Tree, treeFlatten, treeUnflatten } from "../core/tree.ts";
-import { Tape, withTape } from "./tape.ts";
+import { isHalf } from "./castInto.ts";
+import { gradDTypeOf, Tape, withTape } from "./tape.ts";
 
 /** What an outer transform hands the step (the rest of the step contract's Ctx is ignored here). */
 export interface GradContext {
   /** The backward pass starts from this instead of 1, so the grads come out multiplied by it. */
   lossScale?: number;
-  /** The dtype the params arrive in; default: their own (all leaves must agree). */
+  /**
+   * The dtype the params arrive in; default: their own (all leaves must agree). Under f16 or
+   * bf16 (mixed precision) leaves may also be f32: the ones the precision policy keeps in f32.
+   */
   computeDType?: DType;
 }
 
 export interface LossAndGrads {
   /** The loss as computed (not multiplied by lossScale). */
   loss: number;
-  /** d(loss · lossScale)/d(params), with the params' structure; new tensors the caller owns. */
+  /**
+   * d(loss · lossScale)/d(params), with the params' structure; new tensors the caller owns.
+   * A leaf's gradient has the leaf's dtype, except f16/bf16 leaves, whose gradients are f32.
+   */
   grads: Tree;
+  /** The factor the grads are multiplied by: lossScale (the step contract's StepOut.gradScale). */
+  gradScale: number;
 }
 
 /**
@@ -45,19 +54,20 @@ export function valueAndGrad<B>(
       checkLoss(loss);
       const value = Number(loss.data()[0]);
       tape.backward(loss, full(loss.shape, lossScale, { dtype: loss.dtype }));
-      const grads = leaves.map((p) => tape.gradOf(p) ?? zeros(p.shape, { dtype: p.dtype }));
-      return { loss: value, grads: treeUnflatten(def, grads) };
+      const grads = leaves.map((p) => tape.gradOf(p) ?? zeros(p.shape, { dtype: gradDTypeOf(p) }));
+      return { loss: value, grads: treeUnflatten(def, grads), gradScale: lossScale };
     });
   };
 }
 
 function checkLeaves(leaves: readonly Tensor[], dtype: DType, fromCtx: boolean): void {
   const seen = new Set<Tensor>();
+  const mixed = isHalf(dtype);
   for (const [i, p] of leaves.entries()) {
-    if (p.dtype !== dtype) {
+    if (p.dtype !== dtype && !(mixed && p.dtype === "f32")) {
       const why = fromCtx ? "ctx.computeDType" : "the first leaf";
       throw new TypeError(
-        `plait: valueAndGrad: params leaf ${i} (${p.describe()}) has dtype ${p.dtype}, expected ${dtype} like ${why}`,
+        `plait: valueAndGrad: params leaf ${i} (${p.describe()}) has dtype ${p.dtype}, expected ${dtype} like ${why}${mixed ? " (or f32)" : ""}`,
       );
     }
     if (seen.has(p)) throw new TypeError(`plait: valueAndGrad: params leaf ${i} is the same tensor as an earlier leaf`);

@@ -1,5 +1,5 @@
 import type { Tree } from "../core/tree.ts";
-import { runFused } from "./fused.ts";
+import { runUpdate } from "./half.ts";
 import { checkLearningRate, checkNumber, lrAt } from "./hyper.ts";
 import { matchingLeaves, paramLeaves } from "./leaves.ts";
 import { initState, slotLeaves } from "./state.ts";
@@ -67,7 +67,7 @@ function adamFamily(kind: OptimizerKind, options: AdamOptions, defaultDecay: num
       const decay = decoupled && weightDecay !== 0 ? 1 - rate * weightDecay : 1;
       const scalars = [stepSize, bc2Sqrt, eps, 1 - beta1, beta2, 1 - beta2, l2, decay];
       p.leaves.forEach((leaf, i) => {
-        runFused(`as.adam_${leaf.dtype}`, [leaf, g[i], m[i], v[i]], scalars);
+        runUpdate("adam", leaf, g[i], [m[i], v[i]], scalars);
       });
       return { ...state, step: t };
     },

@@ -1,4 +1,5 @@
-import { Tensor } from "../core/tensor.ts";
+import { type DType, isFloat } from "../core/dtype.ts";
+import { shapeStr, Tensor } from "../core/tensor.ts";
 import { type Tree, treeFlatten } from "../core/tree.ts";
 
 /** The leaves of a params tree and the tree itself (kept to name paths in errors). */
@@ -46,13 +47,15 @@ function firstDifference(a: unknown, b: unknown, path = ""): { path: string; a: 
   return { path, a, b };
 }
 
-/** The leaves of `params`, each checked to be f32 or f64. */
+/** The leaves of `params`, each checked to be a float tensor (f64, f32, f16 or bf16). */
 export function paramLeaves(op: string, params: Tree): ParamLeaves {
   const { leaves, def } = treeFlatten(params);
   leaves.forEach((leaf, i) => {
-    if (leaf.dtype !== "f32" && leaf.dtype !== "f64") {
+    if (!isFloat(leaf.dtype)) {
       const path = leafPaths(params, "params")[i];
-      throw new TypeError(`plait: ${op}: ${path} is ${leaf.describe()}; optimizers update f32 or f64 tensors`);
+      throw new TypeError(
+        `plait: ${op}: ${path} is ${leaf.describe()}; optimizers update f64, f32, f16 or bf16 tensors`,
+      );
     }
   });
   return { tree: params, leaves, key: def.key };
@@ -60,9 +63,16 @@ export function paramLeaves(op: string, params: Tree): ParamLeaves {
 
 /**
  * The leaves of `other` (named `name` in errors: "grads", "state.slots.m"), checked to match
- * `params` leaf by leaf in structure, shape and dtype.
+ * `params` leaf by leaf in structure and shape, and to have dtype `dtypeOf(param)` (default:
+ * the param's own).
  */
-export function matchingLeaves(op: string, name: string, other: Tree, params: ParamLeaves): Tensor[] {
+export function matchingLeaves(
+  op: string,
+  name: string,
+  other: Tree,
+  params: ParamLeaves,
+  dtypeOf: (d: DType) => DType = (d) => d,
+): Tensor[] {
   const { leaves, def } = treeFlatten(other);
   if (def.key !== params.key) {
     const d = firstDifference(params.tree, other);
@@ -73,10 +83,12 @@ export function matchingLeaves(op: string, name: string, other: Tree, params: Pa
   }
   leaves.forEach((leaf, i) => {
     const p = params.leaves[i];
-    if (leaf.dtype !== p.dtype || leaf.ndim !== p.ndim || leaf.shape.some((d, j) => d !== p.shape[j])) {
+    const dtype = dtypeOf(p.dtype);
+    if (leaf.dtype !== dtype || leaf.ndim !== p.ndim || leaf.shape.some((d, j) => d !== p.shape[j])) {
       const path = leafPaths(params.tree, "")[i];
+      const like = dtype === p.dtype ? "like" : `for ${p.dtype}`;
       throw new TypeError(
-        `plait: ${op}: ${name}${path} is ${leaf.describe()}, expected ${p.describe()} like params${path}`,
+        `plait: ${op}: ${name}${path} is ${leaf.describe()}, expected ${dtype}${shapeStr(p.shape)} ${like} params${path}`,
       );
     }
   });

@@ -1,5 +1,5 @@
 import type { Tree } from "../core/tree.ts";
-import { runFused } from "./fused.ts";
+import { runUpdate } from "./half.ts";
 import { checkBoolean, checkLearningRate, checkNumber, lrAt } from "./hyper.ts";
 import { matchingLeaves, paramLeaves } from "./leaves.ts";
 import { initState, slotLeaves } from "./state.ts";
@@ -53,12 +53,14 @@ export function sgd(options: SgdOptions): Optimizer {
       const first = state.step === 0 ? 1 : 0;
       p.leaves.forEach((leaf, i) => {
         if (buf) {
-          runFused(
-            `as.sgd_momentum_${leaf.dtype}`,
-            [leaf, g[i], buf[i]],
+          runUpdate(
+            "sgd_momentum",
+            leaf,
+            g[i],
+            [buf[i]],
             [rate, weightDecay, momentum, 1 - dampening, nesterov ? 1 : 0, first],
           );
-        } else runFused(`as.sgd_${leaf.dtype}`, [leaf, g[i]], [rate, weightDecay]);
+        } else runUpdate("sgd", leaf, g[i], [], [rate, weightDecay]);
       });
       return { ...state, step: state.step + 1 };
     },

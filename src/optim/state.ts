@@ -1,12 +1,13 @@
 import { type Tensor, zeros } from "../core/tensor.ts";
 import { type Tree, treeMap } from "../core/tree.ts";
+import { slotDTypeOf } from "./half.ts";
 import { matchingLeaves, type ParamLeaves } from "./leaves.ts";
 import type { OptimizerKind, OptState } from "./types.ts";
 
-/** A fresh state: step 0 and one zeroed tree shaped like params per slot name. */
+/** A fresh state: step 0 and one zeroed tree shaped like params per slot name (f32 for half params). */
 export function initState(kind: OptimizerKind, hyper: OptState["hyper"], params: Tree, names: string[]): OptState {
   const slots: Record<string, Tree> = {};
-  for (const name of names) slots[name] = treeMap((p) => zeros(p.shape, { dtype: p.dtype }), params);
+  for (const name of names) slots[name] = treeMap((p) => zeros(p.shape, { dtype: slotDTypeOf(p.dtype) }), params);
   return { kind, step: 0, hyper, slots };
 }
 
@@ -31,5 +32,5 @@ export function slotLeaves(
   if (have.join() !== [...names].sort().join()) {
     throw new TypeError(`plait: ${op}: state.slots has [${have.join(", ")}], expected [${names.join(", ")}]`);
   }
-  return names.map((name) => matchingLeaves(op, `state.slots.${name}`, state.slots[name], params));
+  return names.map((name) => matchingLeaves(op, `state.slots.${name}`, state.slots[name], params, slotDTypeOf));
 }

@@ -2,6 +2,7 @@ import { add, scale } from "../core/arith.ts";
 import { keep } from "../core/scope.ts";
 import { type Tree, treeFlatten, treeLeaves, treeUnflatten } from "../core/tree.ts";
 import { type Step, stateOf, withState } from "../step/contract.ts";
+import { wrapStep } from "../step/paramDType.ts";
 
 /** withAccumulation's explicit state: where the window is, and the running sums. */
 export interface AccumulationState {
@@ -27,7 +28,7 @@ export function withAccumulation<B>(step: Step<B>, k: number): Step<B> {
   if (!Number.isInteger(k) || k < 1) {
     throw new RangeError(`plait: withAccumulation: k must be a positive integer, got ${String(k)}`);
   }
-  return async (params, batch, ctx) => {
+  return wrapStep(step, async (params, batch, ctx) => {
     if (ctx.microBatch) throw new Error("plait: withAccumulation nested inside withAccumulation");
     const st = stateOf<AccumulationState>(ctx, KEY) ?? { micro: 0, sum: null, lossSum: 0, gradScale: 1 };
     const out = await step(params, batch, { ...ctx, microBatch: { index: st.micro, of: k } });
@@ -58,7 +59,7 @@ export function withAccumulation<B>(step: Step<B>, k: number): Step<B> {
       lossSum: 0,
       gradScale: 1,
     } satisfies AccumulationState);
-  };
+  });
 }
 
 function keepTree(t: Tree): Tree {

@@ -4,6 +4,7 @@ import { maxAbs, sumSquares } from "../core/reduce.ts";
 import { tensor } from "../core/tensor.ts";
 import { treeLeaves } from "../core/tree.ts";
 import type { Ctx, Step, StepOut } from "../step/contract.ts";
+import { wrapStep } from "../step/paramDType.ts";
 
 export type ClipOptions = { maxNorm: number; normType?: 2 | "inf" } | { value: number };
 
@@ -18,7 +19,7 @@ export type ClipOptions = { maxNorm: number; normType?: 2 | "inf" } | { value: n
  */
 export function withGradClip<B>(step: Step<B>, opts: ClipOptions): Step<B> {
   const clip = checkClipOptions(opts);
-  return async (params, batch, ctx) => {
+  return wrapStep(step, async (params, batch, ctx) => {
     if (ctx.microBatch) {
       throw new Error(
         "plait: withGradClip inside withAccumulation would clip each micro-batch; wrap it outside: withGradClip(withAccumulation(step, k), ...)",
@@ -36,7 +37,7 @@ export function withGradClip<B>(step: Step<B>, opts: ClipOptions): Step<B> {
     const coef = clip.maxNorm / (norm + 1e-6);
     if (coef < 1) for (const g of treeLeaves(out.grads)) scale(g, coef, g);
     return { ...out, metrics: { ...out.metrics, gradNorm: norm } };
-  };
+  });
 }
 
 type Clip = { kind: "norm"; maxNorm: number; normType: 2 | "inf" } | { kind: "value"; value: number };

@@ -1,5 +1,9 @@
 export { type AccumulationState, withAccumulation } from "./accumulate.ts";
+export { type AmpOptions, withAMP } from "./amp.ts";
 export { type ClipOptions, withGradClip } from "./clip.ts";
+export { unscale } from "./lossScaling.ts";
+export { type CastPolicy, mixedPolicy, PRECISIONS, type Precision, wholePolicy } from "./policy.ts";
+export { type PrecisionOptions, withPrecision } from "./precision.ts";
 export {
   adjustScaler,
   type DeepSpeedScaler,
@@ -14,3 +18,4 @@ export {
   type TorchScalerOptions,
   torchScaler,
 } from "./scaler.ts";
+export type { ScalerOption } from "./scalerOption.ts";

@@ -18,6 +18,8 @@ export interface Ctx {
   readonly state: Readonly<Record<string, unknown>>;
   /** Set by withAccumulation for the steps inside it: which micro-batch of how many this is. */
   readonly microBatch?: { readonly index: number; readonly of: number };
+  /** Set by a strategy that distributes (withDDP, withZeRO, ...) for the steps inside it: its name. */
+  readonly distributedBy?: string;
 }
 
 export interface StepOut {

@@ -1,8 +1,10 @@
 import { localComm } from "../comm/local.ts";
 import type { Comm } from "../comm/types.ts";
-import { type Tree, treeLeaves } from "../core/tree.ts";
+import { cast } from "../core/cast.ts";
+import { type Tree, treeLeaves, treeMap } from "../core/tree.ts";
 import type { Optimizer, OptState } from "../optim/types.ts";
 import type { Ctx, Step, StepOut } from "./contract.ts";
+import { paramDTypeOf } from "./paramDType.ts";
 
 /** Everything a training run carries from step to step; save it to resume bit for bit. */
 export interface TrainState {
@@ -60,7 +62,14 @@ export function train<B>(step: Step<B>, optimizer: Optimizer, opts: TrainOptions
     const next: TrainState = { params: state.params, opt, transforms: { ...state.transforms, ...out.state } };
     return { state: next, out };
   };
+  // A step that asks for a param dtype (withPrecision) gets its params held in it: init casts
+  // the given params into new tensors of that dtype (leaves already in it are kept as they are).
+  const paramDType = paramDTypeOf(step);
   return Object.assign(trainer, {
-    init: (params: Tree): TrainState => ({ params, opt: optimizer.init(params), transforms: {} }),
+    init: (given: Tree): TrainState => {
+      const params =
+        paramDType === undefined ? given : treeMap((p) => (p.dtype === paramDType ? p : cast(p, paramDType)), given);
+      return { params, opt: optimizer.init(params), transforms: {} };
+    },
   });
 }

@@ -1,0 +1,35 @@
+// Casts between f32 and the half dtypes into a given buffer (the kernels of kernels/as/cast_*.ts,
+// threaded for large tensors): what mixed precision uses for its compute copies, which are cast
+// in place step after step instead of reallocated. f32 → half rounds to nearest even; half → f32
+// is exact.
+import type { DType } from "../core/dtype.ts";
+import { parallelFor } from "../core/parallel.ts";
+import { shapeStr, Tensor } from "../core/tensor.ts";
+
+export type HalfDType = "f16" | "bf16";
+
+export const isHalf = (d: DType): d is HalfDType => d === "f16" || d === "bf16";
+
+/** dst = src converted (f32 → f16/bf16 or f16/bf16 → f32), same shape. */
+export function castInto(src: Tensor, dst: Tensor): void {
+  const narrowing = src.dtype === "f32" && isHalf(dst.dtype);
+  if (!narrowing && !(isHalf(src.dtype) && dst.dtype === "f32")) {
+    throw new TypeError(`plait: castInto: ${src.dtype} → ${dst.dtype} is not supported; it casts f32 ↔ f16/bf16`);
+  }
+  if (src.size !== dst.size) {
+    throw new RangeError(
+      `plait: castInto: argument dst has shape ${shapeStr(dst.shape)}, expected ${shapeStr(src.shape)} like src`,
+    );
+  }
+  const [s, d] = [src.ptr, dst.ptr];
+  const [sb, db] = narrowing ? [4, 2] : [2, 4];
+  parallelFor(`as.${src.dtype}_to_${dst.dtype}`, src.size, (i, n) => [s + i * sb, d + i * db, n]);
+}
+
+/** A new tensor holding `x` (f32, or already `dtype`) in `dtype`: x itself when it already is. */
+export function toDType(x: Tensor, dtype: DType): Tensor {
+  if (x.dtype === dtype) return x;
+  const out = new Tensor(x.shape, dtype);
+  castInto(x, out);
+  return out;
+}
