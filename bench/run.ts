@@ -1,7 +1,12 @@
 // `npm run bench [-- suite ...]`: runs the named suites (default: all) and writes bench/results/.
 const SUITES: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
+  allreduce: () => import("./allreduce.ts"),
   casts: () => import("./casts.ts"),
+  gemm: () => import("./gemm.ts"),
   reduce: () => import("./reduce.ts"),
+  optim: () => import("./optim.ts"),
+  precision: () => import("./precision.ts"),
+  train: () => import("./train.ts"),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith("-"));
