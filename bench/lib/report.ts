@@ -1,4 +1,5 @@
 import { mkdirSync, writeFileSync } from "node:fs";
+import { pathToFileURL } from "node:url";
 import type { Measurement } from "./measure.ts";
 
 /** A ratio the issue sets a target for: value of `impl` over value of `peer` on `case`. */
@@ -10,7 +11,9 @@ export interface RatioCheck {
   better?: "higher" | "lower";
 }
 
-const RESULTS = new URL("../../bench/results/", import.meta.url);
+// `npm run bench` runs from the package root; the compiled suites live under build/, so the
+// results folder is found from the working directory, not from this file.
+const RESULTS = new URL("bench/results/", pathToFileURL(`${process.cwd()}/`));
 
 /** Writes bench/results/<suite>.json and <suite>.svg, and prints a table plus the ratio checks. */
 export function report(suite: string, rows: Measurement[], checks: RatioCheck[], meta: Record<string, unknown> = {}) {
