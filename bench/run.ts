@@ -7,6 +7,7 @@ const SUITES: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   optim: () => import("./optim.ts"),
   precision: () => import("./precision.ts"),
   train: () => import("./train.ts"),
+  "train-scaling": () => import("./train-scaling.ts"),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith("-"));

@@ -1,15 +1,19 @@
-// Runs the cross-runtime smoke suite (test/compat/smoke.mjs) under Node, Deno and Bun, using
+// Runs the cross-runtime suites (test/compat/smoke.mjs, launch.mjs) under Node, Deno and Bun, using
 // the runtimes the `deno` and `bun` npm packages install. Exits non-zero if any run fails.
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const bin = (name) => `${root}node_modules/.bin/${name}`;
-const runs = [
-  ["node", [process.execPath, "test/compat/smoke.mjs"]],
-  ["deno", [bin("deno"), "run", "--allow-read", "--allow-env", "--allow-sys", "test/compat/smoke.mjs"]],
-  ["bun", [bin("bun"), "test/compat/smoke.mjs"]],
-];
+const denoRun = [bin("deno"), "run", "--allow-read", "--allow-env", "--allow-sys"];
+const runs = [];
+for (const suite of ["test/compat/smoke.mjs", "test/compat/launch.mjs"]) {
+  runs.push(
+    [`node ${suite}`, [process.execPath, suite]],
+    [`deno ${suite}`, [...denoRun, suite]],
+    [`bun ${suite}`, [bin("bun"), suite]],
+  );
+}
 let failed = 0;
 for (const [name, [cmd, ...args]] of runs) {
   const r = spawnSync(cmd, args, { cwd: root, stdio: "inherit" });

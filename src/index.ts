@@ -35,3 +35,4 @@ export * from "./ops/index.ts";
 export * from "./optim/index.ts";
 export * from "./precision/index.ts";
 export * from "./step/index.ts";
+export * from "./strategy/index.ts";

@@ -18,8 +18,10 @@ import { sgd } from "../optim/sgd.ts";
 import { PRECISIONS, type Precision } from "../precision/policy.ts";
 import { withPrecision } from "../precision/precision.ts";
 import { train } from "../step/train.ts";
+import { STRATEGY_NAMES } from "../strategy/names.ts";
 import { type FlagSpec, flagHelp, parseFlags } from "./args.ts";
 import { lineChart } from "./chart.ts";
+import { demoDistributed } from "./demo-distributed.ts";
 
 export const DEMO_FLAGS = {
   epochs: { type: "int", default: 10, min: 1, help: "passes over the 8,000 training digits" },
@@ -30,6 +32,8 @@ export const DEMO_FLAGS = {
   seed: { type: "int", default: 0, help: "seed for init, shuffling and the split" },
   precision: { type: "string", default: "32-true", choices: PRECISIONS, help: "Lightning's precision names" },
   threads: { type: "int", min: 1, help: "kernel threads (default: PLAIT_THREADS, else one per core)" },
+  devices: { type: "string", default: "1", help: 'ranks (worker threads): an integer, or "auto" (one per core)' },
+  strategy: { type: "string", choices: STRATEGY_NAMES, help: "how ranks share the work (default ddp)" },
   out: { type: "string", default: "runs", help: "folder for the chart and metrics" },
   json: { type: "boolean", help: "print one JSON object at the end and nothing else" },
   help: { type: "boolean", help: "show this help" },
@@ -47,6 +51,7 @@ export async function demo(argv: readonly string[]): Promise<void> {
     process.stdout.write(`usage: plait demo [flags]\n${flagHelp(DEMO_FLAGS)}\n`);
     return;
   }
+  if (flags.devices !== "1" || flags.strategy !== undefined) return demoDistributed(flags);
   if (flags.threads !== undefined) configure({ threads: flags.threads });
   const batchSize = flags["batch-size"]!;
   const epochs = flags.epochs!;

@@ -40,7 +40,9 @@ export interface TrainEpochsOptions<B> {
  * stepped through the trainer, reported to `onStep`; after each epoch, `evaluate` runs and the
  * epoch's record is kept. Returns the final state and the history.
  */
-export async function trainEpochs<B>(opts: TrainEpochsOptions<B>): Promise<{ state: TrainState; history: EpochRecord[] }> {
+export async function trainEpochs<B>(
+  opts: TrainEpochsOptions<B>,
+): Promise<{ state: TrainState; history: EpochRecord[] }> {
   const progress = new Progress(opts.progress ?? "none", opts.progressTo ?? process.stderr, opts.epochs);
   let state = opts.state;
   const history: EpochRecord[] = [];

@@ -54,6 +54,63 @@ check("threaded fill over the shared memory", () => {
   t.dispose();
 });
 
+check("matmul (f32, the GEMM build this runtime runs) against a float64 loop", () => {
+  const [m, n, k] = [67, 45, 129];
+  const a = randoms(m * k, 1);
+  const b = randoms(k * n, 2);
+  const c = plait.scope(() => plait.matmul(plait.tensor(a, [m, k]), plait.tensor(b, [k, n])).toFloat32Array());
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let ref = 0;
+      let mag = 0;
+      for (let p = 0; p < k; p++) {
+        ref += a[i * k + p] * b[p * n + j];
+        mag += Math.abs(a[i * k + p] * b[p * n + j]);
+      }
+      const bound = 2 * (k + 4) * 2 ** -24 * mag;
+      assert(Math.abs(c[i * n + j] - ref) <= bound, `c[${i},${j}] = ${c[i * n + j]}, reference ${ref}`);
+    }
+  }
+});
+
+check("bf16 and f16 casts round to nearest even", () => {
+  const x = new Float32Array([1, 1 + 2 ** -8, 1 + 3 * 2 ** -8, 65504, 1e-8, Number.POSITIVE_INFINITY]);
+  const bf = Array.from(plait.toBF16(x));
+  assert(
+    bf.join() === [0x3f80, 0x3f80, 0x3f82, 0x4780, 0x322c, 0x7f80].join(),
+    `bf16 ${bf.map((v) => v.toString(16))}`,
+  );
+  const y = new Float32Array([1, 1 + 2 ** -11, 1 + 3 * 2 ** -11, 65504, 1e-8, Number.POSITIVE_INFINITY]);
+  const h = Array.from(plait.toF16(y));
+  assert(h.join() === [0x3c00, 0x3c00, 0x3c02, 0x7bff, 0x0000, 0x7c00].join(), `f16 ${h.map((v) => v.toString(16))}`);
+  const back = plait.fromF16(new Uint16Array([0x3c01, 0x0001]));
+  assert(back[0] === 1 + 2 ** -10 && back[1] === 2 ** -24, `f16 widening ${back}`);
+});
+
+check("a training step lowers the loss (autodiff, optimizer, train)", () => {
+  const model = plait.mlp([8, 16, 3]);
+  const x = plait.tensor(randoms(32 * 8, 3), [32, 8]);
+  const y = plait.tensor(
+    new Int32Array(32).map((_, i) => i % 3),
+    [32],
+    { dtype: "i32" },
+  );
+  const lossOf = plait.valueAndGrad((p, b) => plait.softmaxCrossEntropy(model.apply(p, b.x), b.y));
+  const params = model.init(new plait.Rng(0));
+  const opt = plait.sgd({ lr: 0.5 });
+  let state = opt.init(params);
+  let first;
+  let last;
+  for (let i = 0; i < 30; i++) {
+    const { loss, grads } = lossOf(params, { x, y });
+    state = opt.update(params, grads, state);
+    for (const g of plait.treeLeaves(grads)) g.dispose();
+    first ??= loss;
+    last = loss;
+  }
+  assert(last < first * 0.7, `loss ${first} → ${last}`);
+});
+
 check("scopes free intermediates", () => {
   const arena = plait.runtime().arena;
   const before = arena.bytesInUse;

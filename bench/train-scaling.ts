@@ -1,0 +1,126 @@
+// Suite "train-scaling": samples/s of training the demo's MLP (784→256→10, relu, softmax
+// cross-entropy, SGD lr 0.1 momentum 0.9) on the 8,000 MNIST training digits with a global batch
+// of 64, measured in the same run three ways, each in worker threads started by spawn():
+// - 1 rank, 1 kernel thread (PLAIT_THREADS=1): the scaling baseline;
+// - 1 rank, 2 kernel threads (the single-device demo: the kernel pool splits each op);
+// - 2 ranks under withDDP, 1 kernel thread each, 32 samples per rank per step;
+// - 2 ranks under withZeRO stage 2, likewise (each rank updates half the params).
+// Each configuration trains EPOCHS epochs, ROUNDS times interleaved (so load from other processes
+// falls on all of them alike); the figure is the median epoch time after the first epoch of each
+// round. The load average at the start and end is printed: on a shared 2-core machine the ratio
+// only means something when nothing else runs.
+import { loadavg } from "node:os";
+import {
+  Batcher,
+  type Comm,
+  gatherBatch,
+  loadMnist,
+  mlp,
+  type RankContext,
+  Rng,
+  type Step,
+  scope,
+  sgd,
+  softmaxCrossEntropy,
+  spawn,
+  type Tensor,
+  type Tree,
+  train,
+  valueAndGrad,
+} from "plait";
+import type { Measurement } from "./lib/measure.ts";
+import { report } from "./lib/report.ts";
+
+// The strategies are not in the package index yet: load them from the same build that "plait" resolves to.
+const strategies = (await import(new URL("./strategy/index.js", import.meta.resolve("plait")).href)) as {
+  withDDP: <B>(step: Step<B>) => Step<B>;
+  withZeRO: <B>(step: Step<B>, opts: { stage: 2 }) => Step<B> & { shard(p: Tree, c: Comm): Promise<Tree> };
+};
+
+const BATCH = 64;
+const EPOCHS = 4;
+const ROUNDS = 3;
+
+interface Args {
+  strategy: "none" | "ddp" | "zero2";
+  epochs: number;
+}
+
+/** One rank: trains `epochs` epochs on its shard of every global batch; rank 0 returns its epoch times. */
+export async function scalingRank(ctx: RankContext, a: Args): Promise<number[]> {
+  const data = loadMnist({ seed: 0 });
+  const model = mlp([784, 256, 10]);
+  const loss = valueAndGrad((p: Tree, b: { x: Tensor; y: Tensor }) => softmaxCrossEntropy(model.apply(p, b.x), b.y));
+  const comm: Comm = ctx.comm;
+  const zero = a.strategy === "zero2" ? strategies.withZeRO(loss, { stage: 2 }) : undefined;
+  const step = zero ?? (a.strategy === "ddp" ? strategies.withDDP(loss) : loss);
+  const trainer = train(step, sgd({ lr: 0.1, momentum: 0.9 }), { comm });
+  const init = model.init(new Rng(0)) as unknown as Tree;
+  let state = trainer.init(zero ? await zero.shard(init, comm) : init);
+  const batcher = new Batcher(data.train.n, {
+    batchSize: BATCH / ctx.worldSize,
+    seed: 0,
+    rank: ctx.rank,
+    worldSize: ctx.worldSize,
+  });
+  const seconds: number[] = [];
+  for (let epoch = 0; epoch < a.epochs; epoch++) {
+    const t0 = performance.now();
+    for (const idx of batcher.batches(epoch)) {
+      await scope(async () => {
+        const { images, labels } = gatherBatch(data.train, idx);
+        ({ state } = await trainer(state, { x: images, y: labels }));
+      });
+    }
+    seconds.push((performance.now() - t0) / 1000);
+  }
+  return seconds;
+}
+
+const CONFIGS = [
+  { impl: "1 rank × 1 thread", devices: 1, threads: "1", strategy: "none" },
+  { impl: "1 rank × 2 threads", devices: 1, threads: "2", strategy: "none" },
+  { impl: "2 ranks (ddp) × 1 thread", devices: 2, threads: "1", strategy: "ddp" },
+  { impl: "2 ranks (zero2) × 1 thread", devices: 2, threads: "1", strategy: "zero2" },
+] as const;
+
+export async function run(): Promise<void> {
+  const loadBefore = loadavg()[0];
+  const epochTimes = CONFIGS.map(() => [] as number[]);
+  const saved = process.env.PLAIT_THREADS;
+  try {
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [i, c] of CONFIGS.entries()) {
+        process.env.PLAIT_THREADS = c.threads; // each rank's kernel pool
+        const [times] = await spawn<number[]>(new URL(import.meta.url), "scalingRank", {
+          devices: c.devices,
+          args: { strategy: c.strategy, epochs: EPOCHS } satisfies Args,
+        });
+        epochTimes[i].push(...times.slice(1));
+      }
+    }
+  } finally {
+    if (saved === undefined) delete process.env.PLAIT_THREADS;
+    else process.env.PLAIT_THREADS = saved;
+  }
+  const loadAfter = loadavg()[0];
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const rows: Measurement[] = CONFIGS.map((c, i) => ({
+    case: `MLP 784-256-10, global batch ${BATCH}`,
+    impl: c.impl,
+    value: 8000 / median(epochTimes[i]),
+    unit: "samples/s",
+  }));
+  const [one, pool, ddp, zero2] = rows.map((r) => r.value);
+  report(
+    "train-scaling",
+    rows,
+    [
+      { name: "2 ranks (ddp) vs 1 rank × 1 thread", ratio: ddp / one, target: 1.8 },
+      { name: "2 ranks (ddp) vs 1 rank × 2 threads (info)", ratio: ddp / pool, target: 1 },
+      { name: "2 ranks (zero2) vs 1 rank × 1 thread (info)", ratio: zero2 / one, target: 1.8 },
+    ],
+    { loadBefore, loadAfter, epochs: EPOCHS, rounds: ROUNDS },
+  );
+  console.log(`load average (1 min): ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after`);
+}

@@ -1,0 +1,5 @@
+// Collectives: the Comm interface, the world-size-1 comm, and the shared-memory backend.
+export { CommError, type CommFailure } from "./errors.ts";
+export { localComm } from "./local.ts";
+export { ShmComm, type ShmCommOptions } from "./shm.ts";
+export { type CollectiveOptions, type Comm, type ReduceOp, shardRange } from "./types.ts";

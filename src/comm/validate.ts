@@ -1,0 +1,82 @@
+import type { DType } from "../core/dtype.ts";
+import { Tensor } from "../core/tensor.ts";
+import { type Tree, treeFlatten } from "../core/tree.ts";
+import { type CollectiveOptions, REDUCE_OPS, type ReduceOp } from "./types.ts";
+
+// Argument checks shared by every backend, so that a world-size-1 run rejects what a
+// distributed one would.
+
+const REDUCIBLE: readonly DType[] = ["f64", "f32", "f16", "bf16", "i32"];
+
+export function checkOp(name: string, op: unknown): ReduceOp {
+  if (!(REDUCE_OPS as readonly unknown[]).includes(op)) {
+    throw new TypeError(
+      `plait: ${name}: argument op must be one of ${REDUCE_OPS.map((o) => `"${o}"`).join(", ")}, got ${JSON.stringify(op)}`,
+    );
+  }
+  return op as ReduceOp;
+}
+
+export function checkTensor(name: string, x: unknown, what = "x"): Tensor {
+  if (!(x instanceof Tensor))
+    throw new TypeError(`plait: ${name}: argument ${what} must be a Tensor, got ${typeName(x)}`);
+  if (x.disposed) throw new Error(`plait: ${name}: argument ${what} (${x.describe()}) was used after dispose()`);
+  return x;
+}
+
+/** The leaves of a tensor or tree (each checked), in treeFlatten order. */
+export function leavesOf(name: string, x: unknown): Tensor[] {
+  if (x instanceof Tensor) return [checkTensor(name, x)];
+  let leaves: Tensor[];
+  try {
+    leaves = treeFlatten(x as Tree).leaves;
+  } catch (e) {
+    throw new TypeError(`plait: ${name}: argument x must be a Tensor or a tree of Tensors: ${(e as Error).message}`);
+  }
+  for (const [i, t] of leaves.entries()) checkTensor(name, t, `x leaf ${i}`);
+  return leaves;
+}
+
+export function checkReducible(name: string, x: Tensor, op: ReduceOp, what = "x"): void {
+  if (!REDUCIBLE.includes(x.dtype)) {
+    throw new TypeError(
+      `plait: ${name}: argument ${what} has dtype ${x.dtype}, expected one of ${REDUCIBLE.join(", ")}`,
+    );
+  }
+  if (op === "avg" && x.dtype === "i32") {
+    throw new TypeError(`plait: ${name}: op "avg" needs a float dtype, argument ${what} is i32 (use "sum")`);
+  }
+}
+
+export function checkRoot(name: string, root: unknown, worldSize: number): number {
+  if (typeof root !== "number" || !Number.isInteger(root) || root < 0 || root >= worldSize) {
+    throw new RangeError(
+      `plait: ${name}: argument root must be an integer rank in [0, ${worldSize - 1}], got ${JSON.stringify(root)}`,
+    );
+  }
+  return root;
+}
+
+/** Checks the options and returns the timeout that applies. */
+export function checkOptions(name: string, opts: CollectiveOptions | undefined, defaultTimeoutMs: number): number {
+  if (opts === undefined) return defaultTimeoutMs;
+  if (opts === null || typeof opts !== "object") {
+    throw new TypeError(`plait: ${name}: argument opts must be an object, got ${typeName(opts)}`);
+  }
+  const { timeoutMs, signal } = opts;
+  if (timeoutMs !== undefined && !(typeof timeoutMs === "number" && timeoutMs > 0 && timeoutMs <= 2 ** 31 - 1)) {
+    throw new RangeError(
+      `plait: ${name}: option timeoutMs must be a number of milliseconds in (0, 2^31), got ${JSON.stringify(timeoutMs)}`,
+    );
+  }
+  if (signal !== undefined && !(typeof signal === "object" && signal !== null && "aborted" in signal)) {
+    throw new TypeError(`plait: ${name}: option signal must be an AbortSignal, got ${typeName(signal)}`);
+  }
+  return timeoutMs ?? defaultTimeoutMs;
+}
+
+export function typeName(x: unknown): string {
+  if (x === null) return "null";
+  if (typeof x !== "object") return typeof x === "string" ? JSON.stringify(x) : `${typeof x} ${String(x)}`;
+  return x.constructor?.name ?? "object";
+}

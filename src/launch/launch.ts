@@ -1,0 +1,110 @@
+import { pathToFileURL } from "node:url";
+import { localComm } from "../comm/local.ts";
+import { DEFAULT_TIMEOUT_MS, ShmComm } from "../comm/shm.ts";
+import { checkOptions } from "../comm/validate.ts";
+import { configure, runtime } from "../core/runtime.ts";
+import { currentWorkerRank, type RankContext } from "./context.ts";
+import { type Devices, parseDevices, spinMsFor, threadsPerRank } from "./devices.ts";
+import { World } from "./world.ts";
+
+export interface LaunchOptions {
+  /** Ranks: a positive integer up to 256, or "auto" (one per core). Default 1. */
+  devices?: Devices;
+  /** The script the workers re-run; default: this process's main module (process.argv[1]). */
+  script?: string | URL;
+  /** Default timeout of every collective, in ms (10 minutes unless set). */
+  timeoutMs?: number;
+}
+
+export interface LaunchContext extends RankContext {
+  /**
+   * Ends this rank's part in collectives (peers still waiting for it fail at once). On rank 0 it
+   * then waits until every worker's script has ended, and rejects with the first rank's failure.
+   */
+  join(): Promise<void>;
+  /** On rank 0: terminates every worker now. On a worker: does nothing. */
+  close(): Promise<void>;
+}
+
+let launched: LaunchContext | undefined;
+
+/**
+ * Turns this script into a world of `devices` ranks (Lightning's subprocess script launcher, with
+ * threads): called at the top of a script, it re-runs the same script in devices − 1 worker
+ * threads, which share this thread's memory and kernels; the calling thread is rank 0. Each
+ * rank's `launch()` resolves to its own context. Workers exit when their script ends; a rank
+ * that fails makes every other rank's collectives reject, terminates the workers and sets a
+ * non-zero exit code. Code before `launch()` runs on every rank.
+ */
+export async function launch(opts: LaunchOptions = {}): Promise<LaunchContext> {
+  const devices = parseDevices("launch", opts.devices ?? 1);
+  const timeoutMs = checkOptions("launch", { timeoutMs: opts.timeoutMs }, DEFAULT_TIMEOUT_MS);
+  const worker = currentWorkerRank();
+  if (worker) {
+    if (devices !== worker.ctx.worldSize) {
+      throw new RangeError(
+        `plait: launch: this worker is rank ${worker.ctx.rank} of a world of ${worker.ctx.worldSize}, but launch() got devices ${devices}`,
+      );
+    }
+    return {
+      ...worker.ctx,
+      join: async () => worker.end(),
+      close: async () => {},
+    };
+  }
+  if (launched) throw new Error("plait: launch: already called in this thread; use the context it returned");
+  if (devices === 1) {
+    launched = { rank: 0, worldSize: 1, comm: localComm(), isMain: true, join: async () => {}, close: async () => {} };
+    return launched;
+  }
+  const threads = threadsPerRank(devices);
+  try {
+    configure({ threads }); // this rank's share of the cores
+  } catch {
+    // The runtime is already running (the script made tensors before launch()): its pool stays.
+  }
+  // rank 0's pool may be larger than its share when the runtime started before launch()
+  const spinMs = spinMsFor(devices, Math.max(threads, runtime().threads));
+  const world = new World({
+    name: "launch",
+    worldSize: devices,
+    firstRank: 1,
+    mode: "script",
+    module: scriptURL(opts.script),
+    threads,
+    timeoutMs,
+    spinMs,
+    onFailure: (e) => {
+      process.exitCode = 1;
+      console.error(e.message);
+    },
+  });
+  const comm = new ShmComm(runtime().memory, world.control, 0, { timeoutMs, spinMs });
+  await world.ready;
+  launched = {
+    rank: 0,
+    worldSize: devices,
+    comm,
+    isMain: true,
+    join: async () => {
+      comm.end();
+      await world.done;
+    },
+    close: () => world.terminate(),
+  };
+  return launched;
+}
+
+function scriptURL(script: string | URL | undefined): string {
+  if (script instanceof URL) return script.href;
+  if (typeof script === "string" && script !== "")
+    return /^[a-z][a-z0-9+.-]*:/i.test(script) ? script : pathToFileURL(script).href;
+  if (script !== undefined) {
+    throw new TypeError(`plait: launch: option script must be a URL or a path, got ${JSON.stringify(script)}`);
+  }
+  const main = (globalThis as any).process?.argv?.[1];
+  if (typeof main !== "string" || main === "") {
+    throw new Error("plait: launch: cannot tell which script to re-run; pass { script: import.meta.url }");
+  }
+  return pathToFileURL(main).href;
+}

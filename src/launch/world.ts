@@ -1,0 +1,237 @@
+import { Worker } from "node:worker_threads";
+import { CommError, describeError } from "../comm/errors.ts";
+import { Control, controlBytes, type Fault, initControl, STATE } from "../comm/shm-control.ts";
+import { releaseStackSlot } from "../core/instance.js";
+import * as layout from "../core/layout.ts";
+import { runtime, runtimeHandle } from "../core/runtime.ts";
+
+/** What a rank's worker needs to start (structured-cloned into its workerData). */
+export interface RankData {
+  readonly handle: ReturnType<typeof runtimeHandle>;
+  readonly control: number;
+  readonly rank: number;
+  readonly worldSize: number;
+  readonly threads: number;
+  readonly timeoutMs: number;
+  readonly spinMs: number | undefined;
+  readonly mode: "script" | "spawn";
+  /** URL of the script to re-run, or of the module whose function `fn` to call. */
+  readonly module: string;
+  readonly fn: string;
+  readonly args: unknown;
+}
+
+/** Messages a rank's worker posts to the thread that started it. */
+export type RankMessage =
+  | { type: "ready"; stackSlot: number }
+  | { type: "done"; value: unknown }
+  | { type: "error"; error: unknown };
+
+export interface WorldOptions {
+  /** "launch" or "spawn": what errors are named after. */
+  name: string;
+  worldSize: number;
+  /** Ranks from this one on run in workers: 1 for launch() (the caller is rank 0), 0 for spawn(). */
+  firstRank: number;
+  mode: "script" | "spawn";
+  module: string;
+  fn?: string;
+  args?: unknown;
+  threads: number;
+  timeoutMs: number;
+  /** Each rank's spin before sleeping in a collective (see spinMsFor). */
+  spinMs: number | undefined;
+  /** Called once, when the world fails (before its workers are gone). */
+  onFailure?: (error: CommError) => void;
+}
+
+const STARTUP_TIMEOUT_MS = 60_000;
+/** How long a failed world waits for the failing rank's own error (its `cause`) before terminating. */
+const CAUSE_GRACE_MS = 200;
+const TERMINATE_TIMEOUT_MS = 5_000;
+
+let live = 0;
+
+/** Workers started by launch() or spawn() in this thread that have not exited yet. */
+export function liveWorkers(): number {
+  return live;
+}
+
+/**
+ * The thread that starts a world: allocates its control block, starts one worker per rank from
+ * `firstRank` on, collects their results, and turns any rank's failure (an error, an early exit,
+ * a failed start) into the world's fault, then terminates every worker.
+ */
+export class World {
+  readonly control: number;
+  readonly ctl: Control;
+  /** Settles when every worker has posted ready (or the world failed first). */
+  readonly ready: Promise<void>;
+  /** Settles when every worker has exited: their results in rank order, or the world's failure. */
+  readonly done: Promise<unknown[]>;
+  private readonly workers = new Map<number, Worker>();
+  private readonly slots = new Map<number, number>();
+  private readonly errors = new Map<number, unknown>();
+  private readonly results: unknown[];
+  private readonly finished = new Set<number>();
+  private readonly readyRanks = new Set<number>();
+  private fault: Fault | undefined;
+  private graceTimer: ReturnType<typeof setTimeout> | undefined;
+  /** A worker could not be terminated: the control block must stay allocated. */
+  private lost = false;
+  private resolveReady!: () => void;
+  private rejectReady!: (e: unknown) => void;
+  private resolveDone!: (v: unknown[]) => void;
+  private rejectDone!: (e: unknown) => void;
+  private startupTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(private readonly opts: WorldOptions) {
+    const rt = runtime();
+    const handle = runtimeHandle();
+    this.control = rt.arena.alloc(controlBytes(opts.worldSize));
+    initControl(rt.memory, this.control, opts.worldSize);
+    this.ctl = new Control(rt.memory, this.control);
+    this.results = new Array(opts.worldSize - opts.firstRank);
+    this.ready = new Promise((resolve, reject) => {
+      this.resolveReady = resolve;
+      this.rejectReady = reject;
+    });
+    this.done = new Promise((resolve, reject) => {
+      this.resolveDone = resolve;
+      this.rejectDone = reject;
+    });
+    // Either may be left unobserved when the other one carries the failure.
+    this.ready.catch(() => {});
+    this.done.catch(() => {});
+    const entry = new URL("./rank-worker.js", import.meta.url);
+    for (let rank = opts.firstRank; rank < opts.worldSize; rank++) {
+      const data: RankData = {
+        handle,
+        control: this.control,
+        rank,
+        worldSize: opts.worldSize,
+        threads: opts.threads,
+        timeoutMs: opts.timeoutMs,
+        spinMs: opts.spinMs,
+        mode: opts.mode,
+        module: opts.module,
+        fn: opts.fn ?? "",
+        args: opts.args,
+      };
+      let worker: Worker;
+      try {
+        worker = new Worker(entry, { workerData: data });
+      } catch (e) {
+        this.fail(rank, "failed", `rank ${rank}'s worker could not start: ${describeError(e)}`, e);
+        break;
+      }
+      live++;
+      this.workers.set(rank, worker);
+      worker.on("message", (m: RankMessage) => this.onMessage(rank, m));
+      worker.on("error", (e) => this.fail(rank, "failed", `rank ${rank} failed: ${describeError(e)}`, e));
+      worker.on("exit", (code) => this.onExit(rank, code));
+    }
+    this.startupTimer = setTimeout(() => {
+      const missing = [...this.workers.keys()].filter((r) => !this.readyRanks.has(r));
+      this.fail(missing[0], "timeout", `ranks ${missing.join(", ")} did not start within ${STARTUP_TIMEOUT_MS} ms`);
+    }, STARTUP_TIMEOUT_MS);
+    if (this.workers.size === 0) this.settle();
+  }
+
+  /**
+   * Stops every worker now; `done` settles once they have exited. A worker that has not exited
+   * after TERMINATE_TIMEOUT_MS is given up on, so that nothing waits forever (its memory is then
+   * never given back: it may still run).
+   */
+  terminate(): Promise<void> {
+    const exits = Promise.all([...this.workers.values()].map((w) => w.terminate()));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const limit = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), TERMINATE_TIMEOUT_MS);
+    });
+    return Promise.race([exits.then(() => false), limit]).then((timedOut) => {
+      clearTimeout(timer);
+      if (!timedOut || this.workers.size === 0) return;
+      this.lost = true;
+      live -= this.workers.size;
+      this.workers.clear();
+      this.settle();
+    });
+  }
+
+  /** Gives the control block back; only once `done` has settled and no rank of this thread uses it. */
+  release(): void {
+    if (!this.lost) runtime().arena.free(this.control);
+  }
+
+  private onMessage(rank: number, m: RankMessage): void {
+    if (m.type === "ready") {
+      this.slots.set(rank, m.stackSlot);
+      this.readyRanks.add(rank);
+      if (this.readyRanks.size === this.workers.size) {
+        clearTimeout(this.startupTimer);
+        this.resolveReady();
+      }
+    } else if (m.type === "done") {
+      this.results[rank - this.opts.firstRank] = m.value;
+      this.finished.add(rank);
+      void this.workers.get(rank)?.terminate();
+    } else if (m.type === "error") {
+      this.fail(rank, "failed", `rank ${rank} failed: ${describeError(m.error)}`, m.error);
+    }
+  }
+
+  private onExit(rank: number, code: number): void {
+    if (!this.workers.has(rank)) return; // given up on by terminate()
+    live--;
+    const slot = this.slots.get(rank);
+    if (slot !== undefined) releaseStackSlot(runtime().memory, layout, slot);
+    this.workers.delete(rank);
+    if (!this.finished.has(rank) || this.graceTimer) {
+      this.fail(rank, "exited", `rank ${rank}'s worker exited with code ${code} before its work was done`);
+    }
+    // It no longer touches anyone's buffers (see Rendezvous.drain); set after the fault, so that
+    // peers that see the state find the coordinator's account of the exit already recorded.
+    if (!this.finished.has(rank)) this.ctl.setState(rank, STATE.exited);
+    if (this.workers.size === 0) this.settle();
+  }
+
+  /**
+   * The world fails: the first fault recorded in the control block is the one reported (a rank
+   * that failed because a peer failed first is not the cause), and every worker is terminated,
+   * after a short grace for the failing rank's own error to arrive when it is still running.
+   */
+  private fail(rank: number, reason: "failed" | "exited" | "timeout", text: string, cause?: unknown): void {
+    if (cause !== undefined && !this.errors.has(rank)) this.errors.set(rank, cause);
+    if (this.fault) {
+      if (this.graceTimer && (rank === this.fault.rank || !this.workers.has(this.fault.rank))) this.stopAll();
+      return;
+    }
+    clearTimeout(this.startupTimer);
+    this.ctl.recordFault(rank, reason, text);
+    this.fault = this.ctl.fault()!;
+    const error = this.error();
+    this.rejectReady(error);
+    this.opts.onFailure?.(error);
+    if (this.errors.has(this.fault.rank) || !this.workers.has(this.fault.rank)) this.stopAll();
+    else this.graceTimer = setTimeout(() => this.stopAll(), CAUSE_GRACE_MS);
+  }
+
+  private stopAll(): void {
+    clearTimeout(this.graceTimer);
+    this.graceTimer = undefined;
+    void this.terminate();
+  }
+
+  private error(): CommError {
+    const f = this.fault!;
+    return new CommError(`plait: ${this.opts.name}: ${f.text}`, f.reason, f.rank, { cause: this.errors.get(f.rank) });
+  }
+
+  private settle(): void {
+    clearTimeout(this.startupTimer);
+    clearTimeout(this.graceTimer);
+    if (this.fault) this.rejectDone(this.error());
+    else this.resolveDone(this.results);
+  }
+}

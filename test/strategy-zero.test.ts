@@ -1,0 +1,236 @@
+import { describe, expect, it } from "vitest";
+import { localComm } from "../src/comm/local.ts";
+import { scope } from "../src/core/scope.ts";
+import { tensor } from "../src/core/tensor.ts";
+import { type Tree, treeLeaves, treeMap } from "../src/core/tree.ts";
+import { spawn } from "../src/launch/index.ts";
+import { sgd } from "../src/optim/sgd.ts";
+import { withAMP } from "../src/precision/amp.ts";
+import type { Step } from "../src/step/contract.ts";
+import { train } from "../src/step/train.ts";
+import { withDDP, withDeepSpeed, withZeRO } from "../src/strategy/index.ts";
+
+// withZeRO and the DeepSpeed config mapping. Multi-rank cases run test/fixtures/strategy-train.mjs
+// in spawned worker threads (see test/strategy-ddp.test.ts); workers load plait from dist/:
+// `npx tsc -p tsconfig.build.json` first.
+
+const FIXTURE = new URL("./fixtures/strategy-train.mjs", import.meta.url);
+
+interface RankResult {
+  params: number[][];
+  outs: { loss: number; skip: boolean; accumulating: boolean }[];
+  counts: Record<string, number>;
+}
+
+const run = (args: Record<string, unknown>, devices = 2) =>
+  spawn<RankResult>(FIXTURE, "run", { devices, args, timeoutMs: 60_000 });
+
+function maxDiff(a: number[][], b: number[][]): number {
+  let d = a.length === b.length ? 0 : Number.POSITIVE_INFINITY;
+  for (const [i, leaf] of a.entries()) for (const [j, v] of leaf.entries()) d = Math.max(d, Math.abs(v - b[i][j]));
+  return d;
+}
+const identical = (a: number[][], b: number[][]) =>
+  a.length === b.length && a.every((leaf, i) => leaf.every((v, j) => Object.is(v, b[i][j])));
+
+describe("withZeRO with 2 ranks gives DDP's params bit for bit", () => {
+  // The reduced gradient is the same rank-ordered mean (allReduce or reduceScatter) and the
+  // optimizer update is elementwise, so sharding changes where each element is updated, not how.
+  for (const optimizer of ["sgd", "adam"]) {
+    it(`stages 1, 2 and 3 (${optimizer})`, async () => {
+      const adam = optimizer === "adam";
+      const [ddp] = await run({ adam, transforms: [["ddp", {}]] });
+      for (const stage of [1, 2, 3]) {
+        const ranks = await run({ adam, transforms: [["zero", stage]] });
+        expect(identical(ranks[0].params, ddp.params)).toBe(true);
+        expect(identical(ranks[1].params, ddp.params)).toBe(true);
+        // 4 steps: setup (2 allGathers for the layout check, 1 broadcast), one gradient reduction
+        // per step, one params allGather before each step (after each update), one at the end
+        const reduce = stage === 1 ? { allReduce: 4 } : { reduceScatter: 4 };
+        expect(ranks[0].counts).toEqual({ allGather: 2 + 4 + 1, broadcast: 1, ...reduce });
+      }
+    });
+  }
+
+  it("under withAccumulation and withAMP, stages 2 and 3 reduce once per window (coalesced)", async () => {
+    const stack = (outer: unknown[]) => [outer, ["amp", "16-mixed"], ["acc", 4]];
+    const args = { sameInit: true, steps: 8, globalBatch: 16 };
+    const [ddp] = await run({ ...args, transforms: stack(["ddp", {}]) });
+    for (const stage of [2, 3]) {
+      const ranks = await run({ ...args, transforms: stack(["zero", stage]) });
+      expect(identical(ranks[0].params, ddp.params)).toBe(true);
+      expect(identical(ranks[1].params, ddp.params)).toBe(true);
+      expect(ranks[0].counts.reduceScatter).toBe(2);
+      // stage 2 gathers once per window (the params only change at its end); stage 3 before every micro-batch
+      expect(ranks[0].counts.allGather).toBe(2 + (stage === 2 ? 2 : 8) + 1);
+    }
+  });
+
+  it("withGradClip outside takes the global norm over the shards", async () => {
+    // The clip coefficient comes from a sum of squares added in another order (per shard, then
+    // over ranks), so it may differ from DDP's by an ulp or so; 1e-6 bounds that after 4 steps,
+    // while a per-shard norm (no allReduce) would clip by a different factor on each rank.
+    const [ddp] = await run({
+      transforms: [
+        ["clip", 0.5],
+        ["ddp", {}],
+      ],
+    });
+    const [unclipped] = await run({ transforms: [["ddp", {}]] });
+    expect(maxDiff(ddp.params, unclipped.params)).toBeGreaterThan(1e-3); // the clip is active
+    const ranks = await run({
+      transforms: [
+        ["clip", 0.5],
+        ["zero", 2],
+      ],
+    });
+    expect(maxDiff(ranks[0].params, ddp.params)).toBeLessThan(1e-6);
+    expect(identical(ranks[0].params, ranks[1].params)).toBe(true);
+  });
+
+  it("a DeepSpeed config runs the same transforms as composing them by hand", async () => {
+    const config = {
+      zero_optimization: { stage: 2, overlap_comm: true },
+      fp16: { enabled: true, initial_scale_power: 12 },
+      gradient_accumulation_steps: 2,
+      gradient_clipping: 0.5,
+      train_micro_batch_size_per_gpu: 8,
+    };
+    const args = { sameInit: true, steps: 6, globalBatch: 16 };
+    const ranks = await run({ ...args, transforms: [["deepspeed", config]] });
+    const [ddp] = await run({
+      ...args,
+      transforms: [
+        ["clip", 0.5],
+        ["ddp", {}],
+        ["amp", "16-mixed"],
+        ["acc", 2],
+      ],
+    });
+    expect(maxDiff(ranks[0].params, ddp.params)).toBeLessThan(1e-6);
+    expect(identical(ranks[0].params, ranks[1].params)).toBe(true);
+    expect(ranks[0].counts.reduceScatter).toBe(3);
+  });
+});
+
+describe("withZeRO: bad input", () => {
+  const loss: Step<null> = (params) => ({
+    loss: 0,
+    grads: treeLeaves(params).map((p) => tensor(new Float32Array(p.size), p.shape)),
+  });
+  const params = () => ({ w: tensor([1, 2, 3]), b: tensor([4]) });
+
+  it("checks its options", () => {
+    expect(() => withZeRO(loss, { stage: 4 as 1 })).toThrow("plait: withZeRO: option stage must be 1, 2 or 3, got 4");
+    expect(() => withZeRO(loss, undefined as any)).toThrow(
+      "plait: withZeRO: options must be an object like { stage: 2 }, got undefined",
+    );
+  });
+
+  it("wants the shard that step.shard made, and precision transforms inside", async () => {
+    const comm = localComm();
+    const zero = withZeRO(loss, { stage: 3 });
+    const trainer = train(zero, sgd({ lr: 0.1 }), { comm });
+    const shards = await zero.shard(params(), comm);
+    await expect(trainer(trainer.init(params()), null)).rejects.toThrow(
+      "plait: withZeRO: the params must be this rank's shards as step.shard(params, comm) returns them ({ shards: [[4]] }, one dtype): pass that to train's init",
+    );
+    const fresh = withZeRO(loss, { stage: 3 });
+    const t1 = train(fresh, sgd({ lr: 0.1 }), { comm });
+    await expect(t1(t1.init(shards), null)).rejects.toThrow(
+      "plait: withZeRO: no layout yet: call step.shard(params, comm) on every rank before the first step",
+    );
+    const outside = withAMP(zero, { precision: "bf16-mixed" });
+    const t2 = train(outside, sgd({ lr: 0.1 }), { comm });
+    await expect(t2(t2.init(await zero.shard(params(), comm)), null)).rejects.toThrow(
+      "plait: withZeRO: ctx.computeDType is bf16 but the shards are f32: a precision transform outside withZeRO would see the flat shards, not the params; put it inside, as withZeRO(withAMP(step))",
+    );
+    await expect(zero.shard({ w: tensor([1]), i: tensor([1], [1], { dtype: "f64" }) }, comm)).rejects.toThrow(
+      "plait: withZeRO: the params must be float tensors of one dtype to be flattened into shards: params.w is f32[1], params.i is f64[1]",
+    );
+  });
+
+  it("refuses to nest with another distributing strategy", async () => {
+    const comm = localComm();
+    const zero = withZeRO(withDDP(loss), { stage: 1 });
+    const trainer = train(zero, sgd({ lr: 0.1 }), { comm });
+    await expect(trainer(trainer.init(await zero.shard(params(), comm)), null)).rejects.toThrow(
+      "plait: withDDP: nested inside withZeRO; two strategies that both distribute do not compose",
+    );
+  });
+
+  it("on one rank it is plain training, and gather() gives the params back", async () => {
+    const comm = localComm();
+    const zero = withZeRO(loss, { stage: 2 });
+    const trainer = train(zero, sgd({ lr: 0.1 }), { comm });
+    const state = trainer.init(await zero.shard(params(), comm));
+    expect(treeLeaves(state.params).map((t) => t.describe())).toEqual(["f32[4]"]);
+    await scope(() => trainer(state, null));
+    const full = (await zero.gather(state.params, comm)) as Record<string, Tree>;
+    expect(Object.fromEntries(Object.entries(full).map(([k, v]) => [k, treeLeaves(v)[0].toArray()]))).toEqual({
+      w: [1, 2, 3],
+      b: [4],
+    });
+  });
+});
+
+describe("withDeepSpeed: the config mapping", () => {
+  const step: Step<null> = () => ({ loss: 0, grads: [] });
+  it("derives and checks the batch sizes as DeepSpeed does", () => {
+    const plan = (c: object, w = 1) => {
+      const p = withDeepSpeed(step, c, w);
+      return [p.microBatchSize, p.gradientAccumulationSteps, p.trainBatchSize];
+    };
+    expect(plan({ train_micro_batch_size_per_gpu: 8, gradient_accumulation_steps: 4 }, 2)).toEqual([8, 4, 64]);
+    expect(plan({ train_batch_size: 64, train_micro_batch_size_per_gpu: 8 }, 2)).toEqual([8, 4, 64]);
+    expect(plan({ train_batch_size: 64, gradient_accumulation_steps: 2 }, 4)).toEqual([8, 2, 64]);
+    expect(plan({})).toEqual([undefined, 1, undefined]);
+    expect(() => plan({ train_batch_size: 60, train_micro_batch_size_per_gpu: 8 }, 2)).toThrow(
+      "plait: withDeepSpeed: train_batch_size 60 is not train_micro_batch_size_per_gpu × gradient_accumulation_steps × world size (8 × ? × 2)",
+    );
+    expect(() => plan({ gradient_accumulation_steps: 0 })).toThrow(
+      "plait: withDeepSpeed: gradient_accumulation_steps must be a positive integer, got 0",
+    );
+  });
+
+  it("refuses what it does not map, and contradictions", () => {
+    expect(() => withDeepSpeed(step, { optimizer: { type: "Adam" } } as any)).toThrow(
+      "plait: withDeepSpeed: config has keys plait does not map: optimizer (it maps train_batch_size, train_micro_batch_size_per_gpu, gradient_accumulation_steps, gradient_clipping, zero_optimization, fp16, bf16)",
+    );
+    expect(() => withDeepSpeed(step, { zero_optimization: { stage: 3, offload_param: {} } } as any)).toThrow(
+      "plait: withDeepSpeed: zero_optimization has keys plait does not map: offload_param",
+    );
+    expect(() => withDeepSpeed(step, { zero_optimization: { stage: 4 as 3 } })).toThrow(
+      "plait: withDeepSpeed: zero_optimization.stage must be 0, 1, 2 or 3, got 4",
+    );
+    expect(() => withDeepSpeed(step, { fp16: { enabled: true }, bf16: { enabled: true } })).toThrow(
+      "plait: withDeepSpeed: fp16.enabled and bf16.enabled are both true; enable one",
+    );
+    expect(() => withDeepSpeed(step, { fp16: { enabled: true, loss_scale_window: 0 } })).toThrow(
+      "plait: withDeepSpeed: fp16: loss scaler option lossScaleWindow must be a positive integer, got 0",
+    );
+    expect(() => withDeepSpeed(step, { gradient_clipping: -1 })).toThrow(
+      "plait: withDeepSpeed: gradient_clipping must be a finite number ≥ 0, got -1",
+    );
+  });
+
+  it("fp16 takes DeepSpeed's scaler (2^initial_scale_power) or a static loss_scale", async () => {
+    const comm = localComm();
+    const grads: Step<null> = (params, _b, ctx) => ({
+      loss: 1,
+      grads: treeMap((p) => tensor(new Float32Array(p.size).fill(ctx.lossScale), p.shape), params),
+      gradScale: ctx.lossScale,
+    });
+    for (const [fp16, scale] of [
+      [{ enabled: true }, 2 ** 16],
+      [{ enabled: true, initial_scale_power: 8 }, 2 ** 8],
+      [{ enabled: true, loss_scale: 128 }, 128],
+    ] as const) {
+      const plan = withDeepSpeed(grads, { fp16, gradient_clipping: 0 });
+      const trainer = train(plan.step, sgd({ lr: 0.1 }), { comm });
+      const { out, state } = await trainer(trainer.init({ w: tensor([[1, 2]]) }), null);
+      expect(out.metrics?.lossScale).toBe(scale);
+      expect((state.transforms.amp as { kind: string }).kind).toBe(fp16.loss_scale ? "static" : "deepspeed");
+    }
+  });
+});
