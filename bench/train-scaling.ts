@@ -4,7 +4,9 @@
 // - 1 rank, 1 kernel thread (PLAIT_THREADS=1): the scaling baseline;
 // - 1 rank, 2 kernel threads (the single-device demo: the kernel pool splits each op);
 // - 2 ranks under withDDP, 1 kernel thread each, 32 samples per rank per step;
-// - 2 ranks under withZeRO stage 2, likewise (each rank updates half the params).
+// - 2 ranks under withZeRO stage 2, likewise (each rank updates half the params);
+// - 2 ranks that never communicate (each trains alone on its 32 samples per step): the most two
+//   threads of this machine do on this work, the ceiling for any strategy.
 // Each configuration trains EPOCHS epochs, ROUNDS times interleaved (so load from other processes
 // falls on all of them alike); the figure is the median epoch time after the first epoch of each
 // round. The load average at the start and end is printed: on a shared 2-core machine the ratio
@@ -82,6 +84,7 @@ const CONFIGS = [
   { impl: "1 rank × 2 threads", devices: 1, threads: "2", strategy: "none" },
   { impl: "2 ranks (ddp) × 1 thread", devices: 2, threads: "1", strategy: "ddp" },
   { impl: "2 ranks (zero2) × 1 thread", devices: 2, threads: "1", strategy: "zero2" },
+  { impl: "2 ranks, no communication × 1 thread", devices: 2, threads: "1", strategy: "none" },
 ] as const;
 
 export async function run(): Promise<void> {
@@ -111,7 +114,7 @@ export async function run(): Promise<void> {
     value: 8000 / median(epochTimes[i]),
     unit: "samples/s",
   }));
-  const [one, pool, ddp, zero2] = rows.map((r) => r.value);
+  const [one, pool, ddp, zero2, alone] = rows.map((r) => r.value);
   report(
     "train-scaling",
     rows,
@@ -119,6 +122,16 @@ export async function run(): Promise<void> {
       { name: "2 ranks (ddp) vs 1 rank × 1 thread", ratio: ddp / one, target: 1.8 },
       { name: "2 ranks (ddp) vs 1 rank × 2 threads (info)", ratio: ddp / pool, target: 1 },
       { name: "2 ranks (zero2) vs 1 rank × 1 thread (info)", ratio: zero2 / one, target: 1.8 },
+      {
+        name: "2 ranks without communication vs 1 rank × 1 thread (the machine's ceiling, info)",
+        ratio: alone / one,
+        target: 1.8,
+      },
+      {
+        name: "2 ranks (ddp) vs 2 ranks without communication (DDP's own cost, info)",
+        ratio: ddp / alone,
+        target: 0.9,
+      },
     ],
     { loadBefore, loadAfter, epochs: EPOCHS, rounds: ROUNDS },
   );
