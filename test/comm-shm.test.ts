@@ -69,6 +69,19 @@ function expectCorrectAndIdentical(ranks: RankResult[], list: Case[]): void {
   });
 }
 
+async function withEnv<T>(env: Record<string, string>, fn: () => Promise<T>): Promise<T> {
+  const before = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, env);
+  try {
+    return await fn();
+  } finally {
+    for (const [k, v] of Object.entries(before)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
 describe("shm collectives against the references", () => {
   afterAll(() => expect(liveWorkers()).toBe(0));
 
@@ -79,23 +92,24 @@ describe("shm collectives against the references", () => {
     }, 180_000);
   }
 
-  it("repeated runs, and runs with a kernel pool split, give the same bits", async () => {
-    const list = cases(3).filter((c) => c.n >= 16383);
+  it("repeated runs, kernel pool splits, and either allreduce path give the same bits", async () => {
+    const list = cases(3).filter((c) => [1001, 16383, 40001, LARGE].includes(c.n));
+    const digests = (ranks: RankResult[]) => ranks.map((r) => r.results.map((x) => x.digest));
     const first = await run(3, list);
-    const second = await run(3, list);
-    expect(second.map((r) => r.results.map((x) => x.digest))).toEqual(first.map((r) => r.results.map((x) => x.digest)));
-    const before = process.env.PLAIT_THREADS;
-    process.env.PLAIT_THREADS = "2"; // each rank's large-path chunks split over two kernel threads
-    try {
-      const split = await run(3, list);
-      expect(split[0].threads).toBe(2);
-      expectCorrectAndIdentical(split, list);
-      expect(split.map((r) => r.results.map((x) => x.digest))).toEqual(
-        first.map((r) => r.results.map((x) => x.digest)),
-      );
-    } finally {
-      if (before === undefined) delete process.env.PLAIT_THREADS;
-      else process.env.PLAIT_THREADS = before;
+    expectCorrectAndIdentical(first, list);
+    expect(digests(await run(3, list))).toEqual(digests(first));
+    // each rank's large-path chunks split over two kernel threads; all sizes on the one-barrier
+    // (staging) path up to 64 KiB; every size on the two-barrier slice path
+    const envs: Record<string, string>[] = [
+      { PLAIT_THREADS: "2" },
+      { PLAIT_SHM_SMALL_BYTES: "65536" },
+      { PLAIT_SHM_SMALL_BYTES: "0" },
+    ];
+    for (const env of envs) {
+      const again = await withEnv(env, () => run(3, list));
+      expectCorrectAndIdentical(again, list);
+      expect(digests(again), JSON.stringify(env)).toEqual(digests(first));
+      if (env.PLAIT_THREADS) expect(again[0].threads).toBe(2);
     }
-  }, 180_000);
+  }, 300_000);
 });

@@ -84,6 +84,14 @@ describe("spawn", () => {
     await expect(spawn(SMOKE, "main", { devices: 2, timeoutMs: -5 })).rejects.toThrow(
       "plait: spawn: option timeoutMs must be a number of milliseconds in (0, 2^31), got -5",
     );
+    process.env.PLAIT_SHM_SMALL_BYTES = "1000";
+    try {
+      await expect(spawn(SMOKE, "main", { devices: 2 })).rejects.toThrow(
+        'plait: PLAIT_SHM_SMALL_BYTES must be a multiple of 64 from 0 to 16777216, got "1000"',
+      );
+    } finally {
+      delete process.env.PLAIT_SHM_SMALL_BYTES;
+    }
   });
 });
 

@@ -39,21 +39,33 @@ export const STATE = { running: 0, ended: 1, failed: 2, exited: 3 } as const;
 const MSG_OFFSET = 256;
 const MSG_BYTES = RANK_BYTES - MSG_OFFSET;
 
-/** Bytes of one staging buffer: the largest allreduce that takes the one-barrier path. */
-export function smallBytesFor(worldSize: number): number {
+/**
+ * The default size of one staging buffer, i.e. the largest allreduce that takes the one-barrier
+ * path: 64 KiB, less for large worlds (all staging buffers together stay within 8 MiB).
+ */
+export function defaultSmallBytes(worldSize: number): number {
   return Math.max(4096, Math.min(65536, Math.floor((4 << 20) / worldSize / 64) * 64));
 }
 
-export function controlBytes(worldSize: number): number {
-  return HEADER_BYTES + worldSize * (RANK_BYTES + 2 * smallBytesFor(worldSize));
+export function controlBytes(worldSize: number, smallBytes = defaultSmallBytes(worldSize)): number {
+  return HEADER_BYTES + worldSize * (RANK_BYTES + 2 * smallBytes);
 }
 
-/** Writes a fresh control block for `worldSize` ranks at `base` (controlBytes(worldSize) bytes). */
-export function initControl(memory: WebAssembly.Memory, base: number, worldSize: number): void {
+/**
+ * Writes a fresh control block for `worldSize` ranks at `base` (controlBytes(worldSize,
+ * smallBytes) bytes). `smallBytes` (a multiple of 64, 0 for none) is the world's one-barrier
+ * limit: every rank reads it from here, so all take the same path for each call.
+ */
+export function initControl(
+  memory: WebAssembly.Memory,
+  base: number,
+  worldSize: number,
+  smallBytes = defaultSmallBytes(worldSize),
+): void {
   new Uint8Array(memory.buffer, base, HEADER_BYTES + worldSize * RANK_BYTES).fill(0);
   const h = new Int32Array(memory.buffer, base, HEADER_BYTES / 4);
   h[H.worldSize] = worldSize;
-  h[H.smallBytes] = smallBytesFor(worldSize);
+  h[H.smallBytes] = smallBytes;
   Atomics.store(h, H.magic, MAGIC);
 }
 
@@ -83,7 +95,7 @@ export class Control {
     if (Atomics.load(h, H.magic) !== MAGIC) throw new Error(`plait: no shm control block at address ${base}`);
     this.worldSize = h[H.worldSize];
     this.smallBytes = h[H.smallBytes];
-    this.i32 = new Int32Array(memory.buffer, base, controlBytes(this.worldSize) / 4);
+    this.i32 = new Int32Array(memory.buffer, base, controlBytes(this.worldSize, this.smallBytes) / 4);
   }
 
   /** Int32 index of `field` in rank `rank`'s slot. */

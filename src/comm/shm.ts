@@ -36,10 +36,11 @@ export interface ShmCommOptions {
  * The shared-memory communicator: ranks are threads of one process over one WebAssembly.Memory,
  * and every rank reads its peers' tensors in place.
  *
- * - allReduce up to `smallBytes` (≤ 64 KiB): copy into this rank's staging buffer for the call's
- *   parity, arrive, then reduce every rank's staging buffer into x. One barrier per call: a rank
- *   can only rewrite a staging buffer two calls later, after every peer has arrived at the call
- *   in between, i.e. has finished reading it.
+ * - allReduce up to the world's `smallBytes` (set when the control block is made; launchers use
+ *   it only when ranks share cores): copy into this rank's staging buffer for the call's parity,
+ *   arrive, then reduce every rank's staging buffer into x. One barrier per call: a rank can only
+ *   rewrite a staging buffer two calls later, after every peer has arrived at the call in
+ *   between, i.e. has finished reading it.
  * - larger allReduce: arrive, then reduce slice `rank` of every rank's x (read in place) and write
  *   the result into that slice of every rank's x; then wait until every rank has done its slice.
  * - reduceScatter / allGather / broadcast: arrive, read peers' buffers in place, wait for all.
@@ -244,7 +245,7 @@ export class ShmComm implements Comm {
     const call = this.start("allReduce", timeoutMs, signal);
     const n = this.worldSize;
     const parity = call.seq & 1;
-    if (x.byteLength <= this.ctl.smallBytes) {
+    if (x.byteLength <= this.ctl.smallBytes && this.ctl.smallBytes > 0) {
       const ptr = x.ptr;
       this.copyBytes(this.u32[parity * n + this.rank], ptr, x.byteLength);
       this.post(call, KIND.allReduce, x, op, 0, leaf, leaves, tree);

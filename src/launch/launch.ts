@@ -4,7 +4,7 @@ import { DEFAULT_TIMEOUT_MS, ShmComm } from "../comm/shm.ts";
 import { checkOptions } from "../comm/validate.ts";
 import { configure, runtime } from "../core/runtime.ts";
 import { currentWorkerRank, type RankContext } from "./context.ts";
-import { type Devices, parseDevices, spinMsFor, threadsPerRank } from "./devices.ts";
+import { type Devices, parseDevices, smallBytesFor, spinMsFor, threadsPerRank } from "./devices.ts";
 import { World } from "./world.ts";
 
 export interface LaunchOptions {
@@ -74,6 +74,7 @@ export async function launch(opts: LaunchOptions = {}): Promise<LaunchContext> {
     threads,
     timeoutMs,
     spinMs,
+    smallBytes: smallBytesFor(devices, spinMs),
     onFailure: (e) => {
       process.exitCode = 1;
       console.error(e.message);

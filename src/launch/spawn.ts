@@ -1,7 +1,7 @@
 import { pathToFileURL } from "node:url";
 import { DEFAULT_TIMEOUT_MS } from "../comm/shm.ts";
 import { checkOptions } from "../comm/validate.ts";
-import { type Devices, parseDevices, spinMsFor, threadsPerRank } from "./devices.ts";
+import { type Devices, parseDevices, smallBytesFor, spinMsFor, threadsPerRank } from "./devices.ts";
 import { World } from "./world.ts";
 
 export interface SpawnOptions {
@@ -30,6 +30,7 @@ export async function spawn<R = unknown>(module: string | URL, fn: string, opts:
   const devices = parseDevices("spawn", opts.devices ?? 1);
   const timeoutMs = checkOptions("spawn", { timeoutMs: opts.timeoutMs }, DEFAULT_TIMEOUT_MS);
   const threads = threadsPerRank(devices);
+  const spinMs = spinMsFor(devices, threads);
   const world = new World({
     name: "spawn",
     worldSize: devices,
@@ -40,7 +41,8 @@ export async function spawn<R = unknown>(module: string | URL, fn: string, opts:
     args: opts.args,
     threads,
     timeoutMs,
-    spinMs: spinMsFor(devices, threads),
+    spinMs,
+    smallBytes: smallBytesFor(devices, spinMs),
   });
   try {
     return (await world.done) as R[];

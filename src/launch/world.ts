@@ -41,6 +41,8 @@ export interface WorldOptions {
   timeoutMs: number;
   /** Each rank's spin before sleeping in a collective (see spinMsFor). */
   spinMs: number | undefined;
+  /** The world's one-barrier allreduce limit (see smallBytesFor). */
+  smallBytes: number;
   /** Called once, when the world fails (before its workers are gone). */
   onFailure?: (error: CommError) => void;
 }
@@ -88,8 +90,8 @@ export class World {
   constructor(private readonly opts: WorldOptions) {
     const rt = runtime();
     const handle = runtimeHandle();
-    this.control = rt.arena.alloc(controlBytes(opts.worldSize));
-    initControl(rt.memory, this.control, opts.worldSize);
+    this.control = rt.arena.alloc(controlBytes(opts.worldSize, opts.smallBytes));
+    initControl(rt.memory, this.control, opts.worldSize, opts.smallBytes);
     this.ctl = new Control(rt.memory, this.control);
     this.results = new Array(opts.worldSize - opts.firstRank);
     this.ready = new Promise((resolve, reject) => {
