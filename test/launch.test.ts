@@ -119,6 +119,13 @@ describe("script launcher", () => {
     ]);
   });
 
+  it("a rank's script ends when its work does, even work it started without awaiting", () => {
+    const r = runScript({ DEVICES: "2", SCENARIO: "not-awaited" });
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain("all ranks done");
+  });
+
   it("ends when the workers do even if rank 0 never calls join()", () => {
     const r = runScript({ DEVICES: "2", SCENARIO: "no-join" });
     expect(r.status).toBe(0);

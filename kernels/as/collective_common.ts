@@ -1,7 +1,7 @@
-// Constants shared by the collective reduction kernels (collective_reduce.ts, collective_half.ts)
-// and mirrored in src/comm/reduce.ts. Not exported from index.ts.
+// Constants shared by the collective reduction kernels (collective_reduce.ts, collective_half.ts).
+// Not exported from index.ts.
 
-/** Reduction operators, as passed by src/comm/reduce.ts. */
+/** Reduction operators: compile-time constants, one exported kernel per operator and dtype. */
 export const OP_SUM: i32 = 0;
 export const OP_AVG: i32 = 1; // the sum, divided by the number of sources in the last pass
 export const OP_MIN: i32 = 2;

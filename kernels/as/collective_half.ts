@@ -130,11 +130,23 @@ function combineS(op: i32, a: f32, b: f32): f32 {
 }
 
 // out[i] = a[i] ⊕ b[i] for i < m. `a` holds halves when `aHalf`, else f32 (the scratch); `b` holds
-// halves; the last pass divides an average and rounds into halves, earlier ones store f32.
-// kind, op, aHalf and last are constants at every call site.
+// halves; the last pass divides an average and rounds into halves (into out2 too when `dual`),
+// earlier ones store f32. kind, op, aHalf, last and dual are constants at every call site.
 // @ts-ignore: decorator
 @inline
-function pass(kind: i32, op: i32, a: usize, aHalf: bool, b: usize, out: usize, m: i32, last: bool, div: f32): void {
+function pass(
+  kind: i32,
+  op: i32,
+  a: usize,
+  aHalf: bool,
+  b: usize,
+  out: usize,
+  out2: usize,
+  m: i32,
+  last: bool,
+  dual: bool,
+  div: f32,
+): void {
   const vdiv = f32x4.splat(div);
   let i = 0;
   for (; i + 8 <= m; i += 8) {
@@ -156,7 +168,9 @@ function pass(kind: i32, op: i32, a: usize, aHalf: bool, b: usize, out: usize, m
         lo = f32x4.div(lo, vdiv);
         hi = f32x4.div(hi, vdiv);
       }
-      v128.store(out + (<usize>i << 1), narrow8(kind, lo, hi));
+      const h = narrow8(kind, lo, hi);
+      v128.store(out + (<usize>i << 1), h);
+      if (dual) v128.store(out2 + (<usize>i << 1), h);
     } else {
       v128.store(out + (<usize>i << 2), lo);
       v128.store(out + (<usize>i << 2), hi, 16);
@@ -167,7 +181,9 @@ function pass(kind: i32, op: i32, a: usize, aHalf: bool, b: usize, out: usize, m
     let v = combineS(op, x, widen1(kind, load<u16>(b + (<usize>i << 1))));
     if (last) {
       if (op == OP_AVG) v = v / div;
-      store<u16>(out + (<usize>i << 1), narrow1(kind, v));
+      const h = narrow1(kind, v);
+      store<u16>(out + (<usize>i << 1), h);
+      if (dual) store<u16>(out2 + (<usize>i << 1), h);
     } else {
       store<f32>(out + (<usize>i << 2), v);
     }
@@ -196,53 +212,55 @@ function reduce(
 ): void {
   const div = <f32>nsrc;
   const out0 = at(dsts, 0) + dstOff;
+  const out1 = ndst > 1 ? at(dsts, 1) + dstOff : 0;
   for (let b = 0; b < n; b += BLOCK) {
     const m = min(BLOCK, n - b);
     const so = srcOff + (<usize>b << 1);
     const out = out0 + (<usize>b << 1);
+    const out2 = out1 + (<usize>b << 1);
+    const s0 = at(srcs, 0) + so;
+    const last = at(srcs, nsrc - 1) + so;
     if (nsrc == 1) {
-      memory.copy(out, at(srcs, 0) + so, <usize>m << 1);
+      memory.copy(out, s0, <usize>m << 1);
+      if (ndst > 1) memory.copy(out2, out, <usize>m << 1);
     } else if (nsrc == 2) {
-      pass(kind, op, at(srcs, 0) + so, true, at(srcs, 1) + so, out, m, true, div);
+      if (ndst > 1) pass(kind, op, s0, true, last, out, out2, m, true, true, div);
+      else pass(kind, op, s0, true, last, out, 0, m, true, false, div);
     } else {
-      pass(kind, op, at(srcs, 0) + so, true, at(srcs, 1) + so, scratch, m, false, div);
-      for (let s = 2; s < nsrc - 1; s++) pass(kind, op, scratch, false, at(srcs, s) + so, scratch, m, false, div);
-      pass(kind, op, scratch, false, at(srcs, nsrc - 1) + so, out, m, true, div);
+      pass(kind, op, s0, true, at(srcs, 1) + so, scratch, 0, m, false, false, div);
+      for (let s = 2; s < nsrc - 1; s++) pass(kind, op, scratch, false, at(srcs, s) + so, scratch, 0, m, false, false, div);
+      if (ndst > 1) pass(kind, op, scratch, false, last, out, out2, m, true, true, div);
+      else pass(kind, op, scratch, false, last, out, 0, m, true, false, div);
     }
-    for (let d = 1; d < ndst; d++) memory.copy(at(dsts, d) + dstOff + (<usize>b << 1), out, <usize>m << 1);
+    // destinations past the first two get a copy of each finished block (still in L1)
+    for (let d = 2; d < ndst; d++) memory.copy(at(dsts, d) + dstOff + (<usize>b << 1), out, <usize>m << 1);
   }
 }
 
-export function coll_reduce_f16(
-  srcs: usize,
-  nsrc: i32,
-  srcOff: usize,
-  dsts: usize,
-  ndst: i32,
-  dstOff: usize,
-  n: i32,
-  op: i32,
-  scratch: usize,
-): void {
-  if (op == OP_MIN) reduce(F16, OP_MIN, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
-  else if (op == OP_MAX) reduce(F16, OP_MAX, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
-  else if (op == OP_AVG) reduce(F16, OP_AVG, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
-  else reduce(F16, OP_SUM, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
-}
+// One export per dtype and operator, so that each loop body holds one combine (see
+// collective_reduce.ts).
 
-export function coll_reduce_bf16(
-  srcs: usize,
-  nsrc: i32,
-  srcOff: usize,
-  dsts: usize,
-  ndst: i32,
-  dstOff: usize,
-  n: i32,
-  op: i32,
-  scratch: usize,
-): void {
-  if (op == OP_MIN) reduce(BF16, OP_MIN, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
-  else if (op == OP_MAX) reduce(BF16, OP_MAX, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
-  else if (op == OP_AVG) reduce(BF16, OP_AVG, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
-  else reduce(BF16, OP_SUM, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
+export function coll_sum_f16(srcs: usize, nsrc: i32, srcOff: usize, dsts: usize, ndst: i32, dstOff: usize, n: i32, scratch: usize): void {
+  reduce(F16, OP_SUM, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
+}
+export function coll_avg_f16(srcs: usize, nsrc: i32, srcOff: usize, dsts: usize, ndst: i32, dstOff: usize, n: i32, scratch: usize): void {
+  reduce(F16, OP_AVG, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
+}
+export function coll_min_f16(srcs: usize, nsrc: i32, srcOff: usize, dsts: usize, ndst: i32, dstOff: usize, n: i32, scratch: usize): void {
+  reduce(F16, OP_MIN, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
+}
+export function coll_max_f16(srcs: usize, nsrc: i32, srcOff: usize, dsts: usize, ndst: i32, dstOff: usize, n: i32, scratch: usize): void {
+  reduce(F16, OP_MAX, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
+}
+export function coll_sum_bf16(srcs: usize, nsrc: i32, srcOff: usize, dsts: usize, ndst: i32, dstOff: usize, n: i32, scratch: usize): void {
+  reduce(BF16, OP_SUM, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
+}
+export function coll_avg_bf16(srcs: usize, nsrc: i32, srcOff: usize, dsts: usize, ndst: i32, dstOff: usize, n: i32, scratch: usize): void {
+  reduce(BF16, OP_AVG, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
+}
+export function coll_min_bf16(srcs: usize, nsrc: i32, srcOff: usize, dsts: usize, ndst: i32, dstOff: usize, n: i32, scratch: usize): void {
+  reduce(BF16, OP_MIN, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
+}
+export function coll_max_bf16(srcs: usize, nsrc: i32, srcOff: usize, dsts: usize, ndst: i32, dstOff: usize, n: i32, scratch: usize): void {
+  reduce(BF16, OP_MAX, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
 }

@@ -1,6 +1,6 @@
 // Collective reductions over f32, f64 and i32 buffers (f16/bf16: collective_half.ts).
 //
-// coll_reduce_T(srcs, nsrc, srcOff, dsts, ndst, dstOff, n, op, scratch) combines elements
+// coll_<op>_<T>(srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch) combines elements
 // [0, n) that start `srcOff` bytes into each of the `nsrc` source buffers and stores the result
 // `dstOff` bytes into each of the `ndst` destination buffers. `srcs` and `dsts` are addresses of
 // u32 tables holding the buffers' base addresses. Every element is combined in table order
@@ -26,30 +26,43 @@ function combineS<T>(op: i32, a: T, b: T): T {
   return a + b;
 }
 
-// out[i] = a[i] ⊕ b[i] for i < m; divided by `div` when this is the last pass of an average.
-// `op` and `last` are constants at every call site, so each inlined copy keeps one loop body.
+// One vector of a pass at byte offset o (see pass).
 // @ts-ignore: decorator
 @inline
-function pass<T>(op: i32, a: usize, b: usize, out: usize, m: i32, last: bool, div: T): void {
-  const lanes = 16 / sizeof<T>();
+function step<T>(op: i32, a: usize, b: usize, out: usize, out2: usize, o: usize, last: bool, dual: bool, vdiv: v128): void {
+  let v = combineV<T>(op, v128.load(a + o), v128.load(b + o));
+  if (isFloat<T>()) {
+    if (last && op == OP_AVG) v = v128.div<T>(v, vdiv);
+  }
+  v128.store(out + o, v);
+  if (dual) v128.store(out2 + o, v);
+}
+
+// out[i] = a[i] ⊕ b[i] for i < m (and out2[i] too when `dual`: the second destination of a
+// two-rank in-place allreduce is written in the same loop); divided by `div` when this is the last
+// pass of an average. `op`, `last` and `dual` are constants at every call site. The vector loop
+// does four vectors per turn (V8 does not unroll), then single vectors, then a scalar tail.
+// @ts-ignore: decorator
+@inline
+function pass<T>(op: i32, a: usize, b: usize, out: usize, out2: usize, m: i32, last: bool, dual: bool, div: T): void {
   const shift: usize = sizeof<T>() == 8 ? 3 : 2;
   const vdiv = v128.splat<T>(div);
-  let i = 0;
-  for (; i + lanes <= m; i += lanes) {
-    const o = <usize>i << shift;
-    let v = combineV<T>(op, v128.load(a + o), v128.load(b + o));
-    if (isFloat<T>()) {
-      if (last && op == OP_AVG) v = v128.div<T>(v, vdiv);
-    }
-    v128.store(out + o, v);
+  const bytes = <usize>m << shift;
+  let o: usize = 0;
+  for (; o + 64 <= bytes; o += 64) {
+    step<T>(op, a, b, out, out2, o, last, dual, vdiv);
+    step<T>(op, a, b, out, out2, o + 16, last, dual, vdiv);
+    step<T>(op, a, b, out, out2, o + 32, last, dual, vdiv);
+    step<T>(op, a, b, out, out2, o + 48, last, dual, vdiv);
   }
-  for (; i < m; i++) {
-    const o = <usize>i << shift;
+  for (; o + 16 <= bytes; o += 16) step<T>(op, a, b, out, out2, o, last, dual, vdiv);
+  for (; o < bytes; o += sizeof<T>()) {
     let v = combineS<T>(op, load<T>(a + o), load<T>(b + o));
     if (isFloat<T>()) {
       if (last && op == OP_AVG) v = v / div;
     }
     store<T>(out + o, v);
+    if (dual) store<T>(out2 + o, v);
   }
 }
 
@@ -75,70 +88,66 @@ function reduce<T>(
   const shift: usize = sizeof<T>() == 8 ? 3 : 2;
   const div = <T>nsrc;
   const out0 = at(dsts, 0) + dstOff;
+  const out1 = ndst > 1 ? at(dsts, 1) + dstOff : 0;
   for (let b = 0; b < n; b += BLOCK) {
     const m = min(BLOCK, n - b);
     const so = srcOff + (<usize>b << shift);
     const out = out0 + (<usize>b << shift);
+    const out2 = out1 + (<usize>b << shift);
     if (nsrc == 1) {
       memory.copy(out, at(srcs, 0) + so, <usize>m << shift);
-    } else if (nsrc == 2) {
-      pass<T>(op, at(srcs, 0) + so, at(srcs, 1) + so, out, m, true, div);
+      if (ndst > 1) memory.copy(out2, out, <usize>m << shift);
     } else {
-      pass<T>(op, at(srcs, 0) + so, at(srcs, 1) + so, scratch, m, false, div);
-      for (let s = 2; s < nsrc - 1; s++) pass<T>(op, scratch, at(srcs, s) + so, scratch, m, false, div);
-      pass<T>(op, scratch, at(srcs, nsrc - 1) + so, out, m, true, div);
+      let a = at(srcs, 0) + so;
+      if (nsrc > 2) {
+        pass<T>(op, a, at(srcs, 1) + so, scratch, 0, m, false, false, div);
+        for (let s = 2; s < nsrc - 1; s++) pass<T>(op, scratch, at(srcs, s) + so, scratch, 0, m, false, false, div);
+        a = scratch;
+      }
+      const last = at(srcs, nsrc - 1) + so;
+      if (ndst > 1) pass<T>(op, a, last, out, out2, m, true, true, div);
+      else pass<T>(op, a, last, out, 0, m, true, false, div);
     }
-    for (let d = 1; d < ndst; d++) memory.copy(at(dsts, d) + dstOff + (<usize>b << shift), out, <usize>m << shift);
+    // destinations past the first two get a copy of each finished block (still in L1)
+    for (let d = 2; d < ndst; d++) memory.copy(at(dsts, d) + dstOff + (<usize>b << shift), out, <usize>m << shift);
   }
 }
 
-export function coll_reduce_f32(
-  srcs: usize,
-  nsrc: i32,
-  srcOff: usize,
-  dsts: usize,
-  ndst: i32,
-  dstOff: usize,
-  n: i32,
-  op: i32,
-  scratch: usize,
-): void {
-  if (op == OP_MIN) reduce<f32>(OP_MIN, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
-  else if (op == OP_MAX) reduce<f32>(OP_MAX, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
-  else if (op == OP_AVG) reduce<f32>(OP_AVG, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
-  else reduce<f32>(OP_SUM, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
-}
+// One export per dtype and operator: with the operator a compile-time constant in each, every
+// loop body holds exactly one combine (binaryen folds a runtime switch over otherwise identical
+// inlined copies into a per-vector branch, which halves the speed).
 
-export function coll_reduce_f64(
-  srcs: usize,
-  nsrc: i32,
-  srcOff: usize,
-  dsts: usize,
-  ndst: i32,
-  dstOff: usize,
-  n: i32,
-  op: i32,
-  scratch: usize,
-): void {
-  if (op == OP_MIN) reduce<f64>(OP_MIN, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
-  else if (op == OP_MAX) reduce<f64>(OP_MAX, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
-  else if (op == OP_AVG) reduce<f64>(OP_AVG, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
-  else reduce<f64>(OP_SUM, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
+export function coll_sum_f32(srcs: usize, nsrc: i32, srcOff: usize, dsts: usize, ndst: i32, dstOff: usize, n: i32, scratch: usize): void {
+  reduce<f32>(OP_SUM, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
 }
-
+export function coll_avg_f32(srcs: usize, nsrc: i32, srcOff: usize, dsts: usize, ndst: i32, dstOff: usize, n: i32, scratch: usize): void {
+  reduce<f32>(OP_AVG, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
+}
+export function coll_min_f32(srcs: usize, nsrc: i32, srcOff: usize, dsts: usize, ndst: i32, dstOff: usize, n: i32, scratch: usize): void {
+  reduce<f32>(OP_MIN, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
+}
+export function coll_max_f32(srcs: usize, nsrc: i32, srcOff: usize, dsts: usize, ndst: i32, dstOff: usize, n: i32, scratch: usize): void {
+  reduce<f32>(OP_MAX, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
+}
+export function coll_sum_f64(srcs: usize, nsrc: i32, srcOff: usize, dsts: usize, ndst: i32, dstOff: usize, n: i32, scratch: usize): void {
+  reduce<f64>(OP_SUM, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
+}
+export function coll_avg_f64(srcs: usize, nsrc: i32, srcOff: usize, dsts: usize, ndst: i32, dstOff: usize, n: i32, scratch: usize): void {
+  reduce<f64>(OP_AVG, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
+}
+export function coll_min_f64(srcs: usize, nsrc: i32, srcOff: usize, dsts: usize, ndst: i32, dstOff: usize, n: i32, scratch: usize): void {
+  reduce<f64>(OP_MIN, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
+}
+export function coll_max_f64(srcs: usize, nsrc: i32, srcOff: usize, dsts: usize, ndst: i32, dstOff: usize, n: i32, scratch: usize): void {
+  reduce<f64>(OP_MAX, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
+}
 /** Integer sum wraps (two's complement); src/comm refuses "avg" on i32 before it gets here. */
-export function coll_reduce_i32(
-  srcs: usize,
-  nsrc: i32,
-  srcOff: usize,
-  dsts: usize,
-  ndst: i32,
-  dstOff: usize,
-  n: i32,
-  op: i32,
-  scratch: usize,
-): void {
-  if (op == OP_MIN) reduce<i32>(OP_MIN, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
-  else if (op == OP_MAX) reduce<i32>(OP_MAX, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
-  else reduce<i32>(OP_SUM, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
+export function coll_sum_i32(srcs: usize, nsrc: i32, srcOff: usize, dsts: usize, ndst: i32, dstOff: usize, n: i32, scratch: usize): void {
+  reduce<i32>(OP_SUM, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
+}
+export function coll_min_i32(srcs: usize, nsrc: i32, srcOff: usize, dsts: usize, ndst: i32, dstOff: usize, n: i32, scratch: usize): void {
+  reduce<i32>(OP_MIN, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
+}
+export function coll_max_i32(srcs: usize, nsrc: i32, srcOff: usize, dsts: usize, ndst: i32, dstOff: usize, n: i32, scratch: usize): void {
+  reduce<i32>(OP_MAX, srcs, nsrc, srcOff, dsts, ndst, dstOff, n, scratch);
 }

@@ -59,8 +59,8 @@ export class ShmComm implements Comm {
   private readonly u32: Uint32Array;
   private readonly scratch: number;
   private readonly copyBytes: (dst: number, src: number, bytes: number) => void;
-  /** This thread's reduction kernel per dtype. */
-  private readonly kernels: Partial<Record<DType, ReduceKernel>>;
+  /** This thread's reduction kernels by name (REDUCE_KERNEL). */
+  private readonly kernels: Record<string, ReduceKernel>;
 
   constructor(
     memory: WebAssembly.Memory,
@@ -91,11 +91,14 @@ export class ShmComm implements Comm {
     }
     this.scratch = arena.alloc(SCRATCH_BYTES * pool.size);
     this.copyBytes = k.as.copy_bytes as (dst: number, src: number, bytes: number) => void;
-    this.kernels = Object.fromEntries(Object.entries(REDUCE_KERNEL).map(([d, fn]) => [d, k.as[fn] as ReduceKernel]));
+    this.kernels = Object.fromEntries(Object.entries(k.as).filter(([name]) => name.startsWith("coll_"))) as Record<
+      string,
+      ReduceKernel
+    >;
   }
 
   async allReduce<T extends Tree>(x: T, op: ReduceOp, opts?: CollectiveOptions): Promise<T> {
-    const o = OP_CODE[checkOp("allReduce", op)];
+    checkOp("allReduce", op);
     const timeoutMs = opts === undefined ? this.timeoutMs : checkOptions("allReduce", opts, this.timeoutMs);
     const signal = opts?.signal;
     if (x instanceof Tensor) {
@@ -103,7 +106,7 @@ export class ShmComm implements Comm {
       if (this.busy) await this.turn();
       this.busy = true;
       try {
-        const pending = this.reduceLeaf(x, o, 0, 1, 0, timeoutMs, signal);
+        const pending = this.reduceLeaf(x, op, 0, 1, 0, timeoutMs, signal);
         if (pending) await pending;
       } finally {
         this.leave();
@@ -117,7 +120,7 @@ export class ShmComm implements Comm {
     this.busy = true;
     try {
       for (let i = 0; i < leaves.length; i++) {
-        const pending = this.reduceLeaf(leaves[i], o, i, leaves.length, tree, timeoutMs, signal);
+        const pending = this.reduceLeaf(leaves[i], op, i, leaves.length, tree, timeoutMs, signal);
         if (pending) await pending;
       }
     } finally {
@@ -177,7 +180,7 @@ export class ShmComm implements Comm {
   }
 
   async reduceScatter(x: Tensor, op: ReduceOp, opts?: CollectiveOptions): Promise<Tensor> {
-    const o = OP_CODE[checkOp("reduceScatter", op)];
+    checkOp("reduceScatter", op);
     const timeoutMs = checkOptions("reduceScatter", opts, this.timeoutMs);
     checkReducible("reduceScatter", checkTensor("reduceScatter", x), op);
     if (this.busy) await this.turn();
@@ -186,12 +189,12 @@ export class ShmComm implements Comm {
       const call = this.start("reduceScatter", timeoutMs, opts?.signal);
       const { start, count } = shardRange(x.size, this.worldSize, this.rank);
       const out = new Tensor([count], x.dtype);
-      this.post(call, KIND.reduceScatter, x, o, 0, 0, 1, 0);
+      this.post(call, KIND.reduceScatter, x, OP_CODE[op], 0, 0, 1, 0);
       try {
         const pending = this.proceed(call, true, () => {
           const n = this.worldSize;
           this.u32[3 * n] = out.ptr;
-          this.reduce(call, x.dtype, o, this.peersTable(call), start, this.tables + 12 * n, 1, 0, count);
+          this.reduce(call, x.dtype, op, this.peersTable(call), start, this.tables + 12 * n, 1, 0, count);
         });
         if (pending) await pending;
       } catch (e) {
@@ -235,7 +238,7 @@ export class ShmComm implements Comm {
    */
   private reduceLeaf(
     x: Tensor,
-    op: number,
+    op: ReduceOp,
     leaf: number,
     leaves: number,
     tree: number,
@@ -248,23 +251,14 @@ export class ShmComm implements Comm {
     if (x.byteLength <= this.ctl.smallBytes && this.ctl.smallBytes > 0) {
       const ptr = x.ptr;
       this.copyBytes(this.u32[parity * n + this.rank], ptr, x.byteLength);
-      this.post(call, KIND.allReduce, x, op, 0, leaf, leaves, tree);
+      this.post(call, KIND.allReduce, x, OP_CODE[op], 0, leaf, leaves, tree);
       return this.proceed(call, false, () => {
         this.u32[3 * n] = ptr;
-        this.kernels[x.dtype]!(
-          this.tables + 4 * parity * n,
-          n,
-          0,
-          this.tables + 12 * n,
-          1,
-          0,
-          x.size,
-          op,
-          this.scratch,
-        );
+        const kernel = this.kernels[REDUCE_KERNEL[op][x.dtype]!];
+        kernel(this.tables + 4 * parity * n, n, 0, this.tables + 12 * n, 1, 0, x.size, this.scratch);
       });
     }
-    this.post(call, KIND.allReduce, x, op, 0, leaf, leaves, tree);
+    this.post(call, KIND.allReduce, x, OP_CODE[op], 0, leaf, leaves, tree);
     return this.proceed(call, true, () => {
       const chunk = Math.ceil(x.size / n / SLICE_ALIGN) * SLICE_ALIGN;
       const lo = Math.min(x.size, this.rank * chunk);
@@ -444,7 +438,7 @@ export class ShmComm implements Comm {
   private reduce(
     call: Call,
     dtype: DType,
-    op: number,
+    op: ReduceOp,
     srcs: number,
     srcAt: number,
     dsts: number,
@@ -453,7 +447,8 @@ export class ShmComm implements Comm {
     count: number,
   ): void {
     const size = bytesOf(dtype);
-    const kernel = this.kernels[dtype]!;
+    const name = REDUCE_KERNEL[op][dtype]!;
+    const kernel = this.kernels[name];
     const { pool } = runtime();
     const n = this.worldSize;
     const step = Math.max(SLICE_ALIGN, Math.floor(CHUNK_BYTES / size / SLICE_ALIGN) * SLICE_ALIGN);
@@ -463,15 +458,15 @@ export class ShmComm implements Comm {
       const m = Math.min(step, count - done);
       const parts = Math.min(pool.size, Math.floor(m / POOL_MIN_ELEMENTS));
       if (parts <= 1) {
-        kernel(srcs, n, (srcAt + done) * size, dsts, ndst, (dstAt + done) * size, m, op, this.scratch);
+        kernel(srcs, n, (srcAt + done) * size, dsts, ndst, (dstAt + done) * size, m, this.scratch);
         continue;
       }
       const per = Math.ceil(m / parts / SLICE_ALIGN) * SLICE_ALIGN;
       const jobs = [];
       for (let j = 0, at = 0; at < m; j++, at += per) {
         const c = Math.min(per, m - at);
-        const args = [srcs, n, (srcAt + done + at) * size, dsts, ndst, (dstAt + done + at) * size, c, op];
-        jobs.push({ fn: `as.${REDUCE_KERNEL[dtype]}`, args: [...args, this.scratch + j * SCRATCH_BYTES] });
+        const args = [srcs, n, (srcAt + done + at) * size, dsts, ndst, (dstAt + done + at) * size, c];
+        jobs.push({ fn: `as.${name}`, args: [...args, this.scratch + j * SCRATCH_BYTES] });
       }
       pool.run(jobs);
     }

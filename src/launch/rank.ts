@@ -9,7 +9,9 @@ import type { RankData, RankMessage } from "./world.ts";
 /**
  * A rank's life in its worker: join the starting thread's runtime, open the communicator, then
  * re-run the script (launch) or call the module's function (spawn), and report the outcome.
- * A throw is recorded in the control block first, so peers stop at once, then posted.
+ * A throw is recorded in the control block first, so peers stop at once, then posted. A script
+ * rank ends like a process: when its event loop has nothing left to do, the worker exits (code 0),
+ * so work the script started without awaiting it still runs to the end.
  */
 export async function runRank(data: RankData, port: MessagePort): Promise<void> {
   const post = (m: RankMessage) => port.postMessage(m);
@@ -30,14 +32,13 @@ export async function runRank(data: RankData, port: MessagePort): Promise<void> 
   let value: unknown;
   try {
     const mod = await import(data.module);
-    if (data.mode === "spawn") {
-      const fn = mod[data.fn];
-      if (typeof fn !== "function") {
-        const names = Object.keys(mod).join(", ") || "nothing";
-        throw new TypeError(`plait: spawn: ${data.module} has no exported function ${data.fn} (it exports ${names})`);
-      }
-      value = await fn(ctx, data.args);
+    if (data.mode === "script") return;
+    const fn = mod[data.fn];
+    if (typeof fn !== "function") {
+      const names = Object.keys(mod).join(", ") || "nothing";
+      throw new TypeError(`plait: spawn: ${data.module} has no exported function ${data.fn} (it exports ${names})`);
     }
+    value = await fn(ctx, data.args);
   } catch (e) {
     shm?.fail(e);
     try {

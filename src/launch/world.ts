@@ -24,7 +24,7 @@ export interface RankData {
 /** Messages a rank's worker posts to the thread that started it. */
 export type RankMessage =
   | { type: "ready"; stackSlot: number }
-  | { type: "done"; value: unknown }
+  | { type: "done"; value: unknown } // spawn: the function's result (a script rank just exits)
   | { type: "error"; error: unknown };
 
 export interface WorldOptions {
@@ -186,6 +186,8 @@ export class World {
   private onExit(rank: number, code: number): void {
     if (!this.workers.has(rank)) return; // given up on by terminate()
     live--;
+    // a script rank is done when its worker exits on its own, like a process whose script ended
+    if (this.opts.mode === "script" && code === 0 && !this.errors.has(rank)) this.finished.add(rank);
     const slot = this.slots.get(rank);
     if (slot !== undefined) releaseStackSlot(runtime().memory, layout, slot);
     this.workers.delete(rank);
@@ -194,7 +196,9 @@ export class World {
     }
     // It no longer touches anyone's buffers (see Rendezvous.drain); set after the fault, so that
     // peers that see the state find the coordinator's account of the exit already recorded.
+    // A script rank that ended is marked so too: peers still waiting for it fail at once.
     if (!this.finished.has(rank)) this.ctl.setState(rank, STATE.exited);
+    else if (this.ctl.state(rank) === STATE.running) this.ctl.setState(rank, STATE.ended);
     if (this.workers.size === 0) this.settle();
   }
 
