@@ -23,6 +23,15 @@ const roundOf = (dtype: DType): Round => (dtype === "f32" ? Math.fround : exact)
 
 // ---- torch's rules, one step over plain arrays (in place) ----
 
+/**
+ * The optimizers store their state with subnormals replaced by a zero of the same sign
+ * (kernels/as/flush.ts): torch's rule with the FTZ bit set. `r` tells the precision.
+ */
+function flushSubnormal(x: number, r: Round): number {
+  const minNormal = r === exact ? 2 ** -1022 : 2 ** -126;
+  return Math.abs(x) < minNormal ? (x < 0 || Object.is(x, -0) ? -0 : 0) : x;
+}
+
 interface SgdConfig {
   lr: LearningRate;
   momentum?: number;
@@ -41,7 +50,7 @@ function sgdReference(p: Float64Array, g: Float64Array, buf: Float64Array, step:
     let d = g[i];
     if (wd !== 0) d = r(d + r(wd * p[i])); // grad = grad.add(param, alpha=weight_decay)
     if (momentum !== 0) {
-      buf[i] = step === 0 ? d : r(r(buf[i] * momentum) + r(alpha * d)); // buf.mul_(momentum).add_(grad, alpha=1-dampening)
+      buf[i] = flushSubnormal(step === 0 ? d : r(r(buf[i] * momentum) + r(alpha * d)), r); // buf.mul_(momentum).add_(grad, alpha=1-dampening)
       d = c.nesterov ? r(d + r(momentum * buf[i])) : buf[i]; // grad.add(buf, alpha=momentum) or buf
     }
     p[i] = r(p[i] + r(-lr * d)); // param.add_(grad, alpha=-lr)
@@ -82,8 +91,8 @@ function adamReference(
     if (wd !== 0 && !decoupled) grad = r(grad + r(r(wd) * p[i])); // grad.add(param, alpha=weight_decay)
     // exp_avg.lerp_(grad, 1 - beta1), with torch's two forms of lerp
     const diff = r(grad - m[i]);
-    m[i] = Math.abs(weight) < 0.5 ? r(m[i] + r(weight * diff)) : r(grad - r(diff * r(1 - weight)));
-    v[i] = r(r(v[i] * r(beta2)) + r(r(r(1 - beta2) * grad) * grad)); // mul_(beta2).addcmul_(grad, grad, 1-beta2)
+    m[i] = flushSubnormal(Math.abs(weight) < 0.5 ? r(m[i] + r(weight * diff)) : r(grad - r(diff * r(1 - weight))), r);
+    v[i] = flushSubnormal(r(r(v[i] * r(beta2)) + r(r(r(1 - beta2) * grad) * grad)), r); // mul_(beta2).addcmul_(grad, grad, 1-beta2)
     const denom = r(r(r(Math.sqrt(v[i])) / bc2Sqrt) + eps); // (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
     p[i] = r(p[i] + r(-stepSize * r(m[i] / denom))); // param.addcdiv_(exp_avg, denom, value=-step_size)
   }
@@ -525,6 +534,33 @@ describe("bad input", () => {
       );
       expect(() => opt.update(params, params, { ...opt.init(params), step: 1 })).toThrow("returned -1 at step 1");
       expect(Array.from(params[0].data())).toEqual([1, 2]);
+    });
+  });
+});
+
+describe("subnormal state", () => {
+  // A slot whose gradient stays zero decays by β each step; the kernels store ±0 where the
+  // value would be subnormal (see kernels/as/flush.ts), so later steps never compute on one.
+  const subnormal = (x: number, dtype: DType) => x !== 0 && Math.abs(x) < (dtype === "f32" ? 2 ** -126 : 2 ** -1022);
+
+  it.each(["f32", "f64"] as const)("%s momentum and moments decay to ±0, never through subnormals", (dtype) => {
+    scope(() => {
+      const start = dtype === "f32" ? 2 ** -120 : 2 ** -1016;
+      // Lanes 0–7 take the SIMD loop, lanes 8–10 the scalar tail; signs alternate.
+      const first = Array.from({ length: 11 }, (_, i) => (i % 2 ? -start : start));
+      const zero = new Array(11).fill(0);
+      for (const opt of [sgd({ lr: 0.1, momentum: 0.5 }), adam({ lr: 0.1, beta1: 0.5, beta2: 0.5 })]) {
+        const params = [toTensor(new Array(11).fill(1), dtype)];
+        let state = opt.update(params, [toTensor(first, dtype)], opt.init(params));
+        const seen: number[] = [];
+        for (let step = 0; step < 12; step++) {
+          state = opt.update(params, [toTensor(zero, dtype)], state);
+          for (const slot of Object.values(state.slots)) seen.push(...treeLeaves(slot)[0].data());
+        }
+        expect(seen.filter((x) => subnormal(x, dtype))).toEqual([]);
+        const last = Object.values(state.slots).flatMap((slot) => Array.from(treeLeaves(slot)[0].data()));
+        expect(last.every((x) => x === 0)).toBe(true);
+      }
     });
   });
 });

@@ -147,6 +147,29 @@ describe("withDDP with 2 ranks", () => {
     });
   }
 
+  it("withAMP(withDDP(s)) refuses ranks whose params differ, naming rank and tensor; withDDP(withAMP(s)) syncs them", async () => {
+    // Outside withDDP, withAMP hands it half copies recast from each rank's own masters every
+    // step: a broadcast into them would not last, so withDDP compares them with rank 0's instead.
+    await expect(
+      run(2, {
+        transforms: [
+          ["amp", "bf16-mixed"],
+          ["ddp", {}],
+        ],
+      }),
+    ).rejects.toThrow(
+      /rank [01] failed: Error: plait: withDDP: rank 1's params\.layers\[0\]\.w differs from rank 0's, and these params are withAMP's compute copies, which withDDP cannot overwrite .*: withDDP\(withAMP\(step\)\)$/,
+    );
+    expect(liveWorkers()).toBe(0);
+    const synced = await run(2, {
+      transforms: [
+        ["ddp", {}],
+        ["amp", "bf16-mixed"],
+      ],
+    });
+    expect(compare(synced[0].params, synced[1].params).identical).toBe(true);
+  });
+
   it("an overflow on one rank skips the step on every rank, in either order", async () => {
     const poison = { rank: 1, step: 1 };
     for (const transforms of [

@@ -8,8 +8,11 @@
 //   m  = lerp(m, g', w)                torch's lerp: m + w·(g' − m) for w < 0.5, else g' − (1 − w)·(g' − m)
 //   v  = β2·v + (c2·g')·g'
 //   p  = p − stepSize · m / (sqrt(v) / bc2Sqrt + eps)
+// m and v are stored with subnormals flushed to ±0 (see flush.ts), and those values are used.
 // The relaxed build fuses each a·b + c into relaxed_madd (and c − a·b into relaxed_nmadd).
 // Reference: the float64 loop and the Math.fround emulation of this rule in test/optim.test.ts.
+
+import { flushSubnormal, flushSubnormals } from "./flush";
 
 // @ts-ignore: decorator
 @inline
@@ -68,8 +71,8 @@ function adamLoop<T>(
     if (hasL2) gv = madd<T>(vL2, pv, gv);
     if (hasDecay) pv = v128.mul<T>(pv, vDecay);
     const diff = v128.sub<T>(gv, mv);
-    const m1 = smallWeight ? madd<T>(vLerp, diff, mv) : nmadd<T>(vLerp, diff, gv);
-    const v1 = madd<T>(v128.mul<T>(vC2, gv), gv, v128.mul<T>(v128.load(v + o), vBeta2));
+    const m1 = flushSubnormals<T>(smallWeight ? madd<T>(vLerp, diff, mv) : nmadd<T>(vLerp, diff, gv));
+    const v1 = flushSubnormals<T>(madd<T>(v128.mul<T>(vC2, gv), gv, v128.mul<T>(v128.load(v + o), vBeta2)));
     const denom = v128.add<T>(v128.div<T>(v128.sqrt<T>(v1), vBc2), vEps);
     v128.store(m + o, m1);
     v128.store(v + o, v1);
@@ -82,8 +85,8 @@ function adamLoop<T>(
     const mv = load<T>(m + o);
     if (hasL2) gv = l2 * pv + gv;
     if (hasDecay) pv = pv * decay;
-    const m1 = smallWeight ? lerpScale * (gv - mv) + mv : gv - lerpScale * (gv - mv);
-    const v1 = c2 * gv * gv + load<T>(v + o) * beta2;
+    const m1 = flushSubnormal<T>(smallWeight ? lerpScale * (gv - mv) + mv : gv - lerpScale * (gv - mv));
+    const v1 = flushSubnormal<T>(c2 * gv * gv + load<T>(v + o) * beta2);
     const denom = sqrt<T>(v1) / bc2Sqrt + eps;
     store<T>(m + o, m1);
     store<T>(v + o, v1);

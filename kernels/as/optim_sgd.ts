@@ -4,8 +4,11 @@
 //   later steps:               buf = momentum·buf + (1 − dampening)·g'
 //   d  = nesterov ? g' + momentum·buf : buf           (d = g' without momentum)
 //   p  = p − lr·d
+// The buffer is stored with subnormals flushed to ±0 (see flush.ts), and that value is used.
 // The relaxed build fuses each a·b + c into relaxed_madd (and c − a·b into relaxed_nmadd).
 // Reference: the float64 loop and the Math.fround emulation of this rule in test/optim.test.ts.
+
+import { flushSubnormal, flushSubnormals } from "./flush";
 
 const PLAIN: i32 = 0; // no momentum buffer
 const FIRST: i32 = 1; // momentum, first step: the buffer is g'
@@ -55,7 +58,7 @@ function sgdLoop<T>(
     let d = v128.load(g + o);
     if (decay) d = madd<T>(vwd, pv, d);
     if (mode != PLAIN) {
-      const b = mode == FIRST ? d : madd<T>(vscale, d, v128.mul<T>(v128.load(buf + o), vmom));
+      const b = flushSubnormals<T>(mode == FIRST ? d : madd<T>(vscale, d, v128.mul<T>(v128.load(buf + o), vmom)));
       v128.store(buf + o, b);
       d = nesterov ? madd<T>(vmom, b, d) : b;
     }
@@ -67,7 +70,7 @@ function sgdLoop<T>(
     let d = load<T>(g + o);
     if (decay) d = wd * pv + d;
     if (mode != PLAIN) {
-      const b = mode == FIRST ? d : gradScale * d + load<T>(buf + o) * momentum;
+      const b = flushSubnormal<T>(mode == FIRST ? d : gradScale * d + load<T>(buf + o) * momentum);
       store<T>(buf + o, b);
       d = nesterov ? momentum * b + d : b;
     }

@@ -65,7 +65,7 @@ export function withPrecision<B>(step: Step<B>, precision: Precision, opts: Prec
   if (masterWeights) {
     const copies = new ComputeCopies("withPrecision", dtype, wholePolicy);
     const compute: Step<B> = (params, batch, ctx) =>
-      step(copies.refresh(params), batch, { ...ctx, computeDType: dtype });
+      step(copies.refresh(params), batch, { ...ctx, computeDType: dtype, paramsCopiedBy: "withPrecision" });
     return withParamDType(scaled(compute, gradsInF32), "f32");
   }
   const inHalf: Step<B> = (params, batch, ctx) => {

@@ -20,6 +20,12 @@ export interface Ctx {
   readonly microBatch?: { readonly index: number; readonly of: number };
   /** Set by a strategy that distributes (withDDP, withZeRO, ...) for the steps inside it: its name. */
   readonly distributedBy?: string;
+  /**
+   * Set by a precision transform that hands the steps inside it compute copies of its params
+   * (withAMP's half copies, withPrecision's with master weights): its name. The copies are recast
+   * from the masters every step, so writing into them changes nothing that lasts.
+   */
+  readonly paramsCopiedBy?: string;
 }
 
 export interface StepOut {

@@ -17,7 +17,9 @@ export interface DDPOptions {
  * shard of the global batch, and the gradients are replaced by their mean over ranks
  * (ctx.comm, "avg"), reduced in buckets in reverse parameter order. Before the first step with
  * a params tree, every rank's params are checked to have the same structure, shapes and dtypes
- * (an error names the rank and tensor) and rank 0's values are broadcast into them.
+ * (an error names the rank and tensor) and rank 0's values are broadcast into them. When the
+ * params are a precision transform's compute copies (withAMP(withDDP(s))), a broadcast would not
+ * last, so their values are checked equal to rank 0's instead.
  *
  * Accumulating outputs pass through without communication, so withDDP(withAccumulation(s, k))
  * reduces once per window (no_sync). Skipped outputs pass through too: a skip is a global
@@ -34,7 +36,7 @@ export function withDDP<B>(step: Step<B>, opts: DDPOptions = {}): Step<B> {
   return wrapStep(step, async (params, batch, ctx) => {
     const inner = enterStrategy("withDDP", ctx);
     if (!synced.has(params)) {
-      await syncParams("withDDP", params, ctx.comm);
+      await syncParams("withDDP", params, ctx.comm, ctx.paramsCopiedBy);
       synced.add(params);
     }
     const out = await step(params, batch, inner);
