@@ -76,6 +76,11 @@ describe("withGradClip", () => {
     await expect(scope(() => inside(null as never, null, ctx()))).rejects.toThrow(
       /inside withAccumulation would clip each micro-batch/,
     );
+    // inside a distributing strategy each rank holds its own, not yet combined, gradients
+    const distributed = withGradClip(fixedStep(values), { maxNorm: 1 });
+    await expect(scope(() => distributed(null as never, null, { ...ctx(), distributedBy: "withDDP" }))).rejects.toThrow(
+      "plait: withGradClip inside withDDP would clip each rank's own gradients before they are combined; wrap it outside: withGradClip(withDDP(step), ...)",
+    );
   });
 });
 

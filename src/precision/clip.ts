@@ -14,8 +14,9 @@ export type ClipOptions = { maxNorm: number; normType?: 2 | "inf" } | { value: n
  * scaled units, so `withAMP(withGradClip(s))` and `withGradClip(withAMP(s))` give the same
  * bits (the scale is a power of two). The norm is global: over every leaf, and over ranks
  * when the grads are sharded. Reports `metrics.gradNorm` (the norm before clipping).
- * Skipped and accumulating steps pass through; inside withAccumulation it refuses to run,
- * since clipping each micro-batch is not clipping the accumulated gradient.
+ * Skipped and accumulating steps pass through. It refuses to run inside withAccumulation
+ * (clipping each micro-batch is not clipping the accumulated gradient) and inside a strategy
+ * that distributes (there each rank holds its own unreduced gradients).
  */
 export function withGradClip<B>(step: Step<B>, opts: ClipOptions): Step<B> {
   const clip = checkClipOptions(opts);
@@ -23,6 +24,11 @@ export function withGradClip<B>(step: Step<B>, opts: ClipOptions): Step<B> {
     if (ctx.microBatch) {
       throw new Error(
         "plait: withGradClip inside withAccumulation would clip each micro-batch; wrap it outside: withGradClip(withAccumulation(step, k), ...)",
+      );
+    }
+    if (ctx.distributedBy) {
+      throw new Error(
+        `plait: withGradClip inside ${ctx.distributedBy} would clip each rank's own gradients before they are combined; wrap it outside: withGradClip(${ctx.distributedBy}(step), ...)`,
       );
     }
     const out = await step(params, batch, ctx);
