@@ -1,6 +1,7 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { CommError } from "../src/comm/errors.ts";
 import { liveWorkers, spawn } from "../src/launch/index.ts";
+import { usedStackSlots } from "./stack-slots.ts";
 
 // The fault matrix with real workers (spawn): whatever rank k does wrong, spawn rejects promptly
 // with an error naming rank k and what it did, and no worker is left running.
@@ -22,7 +23,15 @@ async function failure(args: Record<string, unknown>, devices = 3): Promise<{ er
 }
 
 describe("fault matrix with worker ranks", () => {
-  afterEach(() => expect(liveWorkers()).toBe(0));
+  let slots = 0;
+  beforeAll(() => {
+    slots = usedStackSlots();
+  });
+  // no worker left running, and every rank's stack slot given back
+  afterEach(() => {
+    expect(liveWorkers()).toBe(0);
+    expect(usedStackSlots()).toBe(slots);
+  });
 
   for (const when of ["before", "during", "after"]) {
     for (const k of [0, 2]) {

@@ -4,27 +4,34 @@
 // without a TypeScript loader.
 
 /**
- * @typedef {{ heapTop: number, growLock: number, stackBitmap: number }} CtrlWords
- * @typedef {{ STACKS_BASE: number, STACK_SLOT_BYTES: number, STACK_SLOTS: number, CTRL: CtrlWords }} StackLayout
+ * @typedef {{ stackBitmap: number }} CtrlWords
+ * @typedef {{ STACKS_BASE: number, STACK_SLOT_BYTES: number, STACK_SLOTS: number, PARENTS_BASE: number, CTRL: CtrlWords }} StackLayout
  * @typedef {{ as: WebAssembly.Module, c: WebAssembly.Module }} KernelModules
  * @typedef {{ as: Record<string, any>, c: Record<string, any>, stackSlot: number }} KernelInstance
  */
 
 /**
  * Claims a free stack slot in the shared bitmap so that this thread's C instance has a stack
- * no other thread touches.
+ * no other thread touches. The slot is also the thread's identity: `parent` (the slot of the
+ * thread that started this one, −1 for none) is recorded, so that the threads a dead thread
+ * started can be found and their slots and memory given back (src/core/threads.ts).
  * @param {WebAssembly.Memory} memory
  * @param {StackLayout} layout
+ * @param {number} parent
  */
-export function acquireStackSlot(memory, layout) {
+export function acquireStackSlot(memory, layout, parent) {
   const words = new Int32Array(memory.buffer, 0, 256);
+  const parents = new Int32Array(memory.buffer, layout.PARENTS_BASE, layout.STACK_SLOTS);
   for (let w = 0; w < layout.STACK_SLOTS / 32; w++) {
     const index = layout.CTRL.stackBitmap + w;
     for (;;) {
       const bits = Atomics.load(words, index);
       if (bits === -1) break;
       const free = 31 - Math.clz32(~bits & (bits + 1)); // lowest zero bit
-      if (Atomics.compareExchange(words, index, bits, bits | (1 << free)) === bits) return w * 32 + free;
+      if (Atomics.compareExchange(words, index, bits, bits | (1 << free)) === bits) {
+        Atomics.store(parents, w * 32 + free, parent + 1);
+        return w * 32 + free;
+      }
     }
   }
   throw new RangeError(
@@ -39,6 +46,7 @@ export function acquireStackSlot(memory, layout) {
  */
 export function releaseStackSlot(memory, layout, slot) {
   const words = new Int32Array(memory.buffer, 0, 256);
+  Atomics.store(new Int32Array(memory.buffer, layout.PARENTS_BASE, layout.STACK_SLOTS), slot, 0);
   Atomics.and(words, layout.CTRL.stackBitmap + (slot >> 5), ~(1 << (slot & 31)));
 }
 
@@ -46,9 +54,10 @@ export function releaseStackSlot(memory, layout, slot) {
  * @param {WebAssembly.Memory} memory
  * @param {KernelModules} modules
  * @param {StackLayout} layout
+ * @param {number} parent the stack slot of the thread that started this one, −1 for none
  * @returns {KernelInstance}
  */
-export function instantiateKernels(memory, modules, layout) {
+export function instantiateKernels(memory, modules, layout, parent) {
   const env = {
     memory,
     abort() {
@@ -57,7 +66,7 @@ export function instantiateKernels(memory, modules, layout) {
   };
   const as = new WebAssembly.Instance(modules.as, { env }).exports;
   const c = new WebAssembly.Instance(modules.c, { env, wasi_snapshot_preview1: {} }).exports;
-  const stackSlot = acquireStackSlot(memory, layout);
+  const stackSlot = acquireStackSlot(memory, layout, parent);
   /** @type {any} */ (c).stackRestore(layout.STACKS_BASE + (stackSlot + 1) * layout.STACK_SLOT_BYTES);
   return { as, c, stackSlot };
 }

@@ -6,6 +6,8 @@
  *   [0, 1 KiB)            control words (allocator bump, locks, stack-slot bitmap)
  *   [1 KiB, 64 KiB)       emscripten static data (C kernels; GLOBAL_BASE = 1 KiB)
  *   [64 KiB, 128 KiB)     AssemblyScript static data (--memoryBase 64 KiB)
+ *   [128 KiB, 132 KiB)    each stack slot's parent slot (which thread started which)
+ *   [132 KiB, 196 KiB)    the heap's segment table (address, size, owning stack slot)
  *   [1 MiB, 17 MiB)       256 per-thread stacks of 64 KiB for C kernel instances
  *   [17 MiB, ...)         heap: tensors, owned by the TypeScript arena(s)
  */
@@ -19,6 +21,11 @@ export const STACKS_BASE = 1 << 20;
 export const STACK_SLOT_BYTES = 64 * 1024;
 export const STACK_SLOTS = 256;
 export const HEAP_BASE = STACKS_BASE + STACK_SLOTS * STACK_SLOT_BYTES;
+/** Int32 per stack slot: 1 + the slot of the thread that started it (0: none, or slot free). */
+export const PARENTS_BASE = 128 * 1024;
+/** Segment table entries: four int32 each (address, bytes, 1 + owner slot or 0 when free, unused). */
+export const SEGMENTS_BASE = 132 * 1024;
+export const SEGMENT_ENTRIES = 4096;
 /** Pages the memory starts with: the fixed regions plus 15 MiB of heap. */
 export const INITIAL_PAGES = (HEAP_BASE + (15 << 20)) / PAGE_BYTES;
 /** wasm32's limit: 65,536 pages = 4 GiB. */
@@ -26,10 +33,12 @@ export const MAXIMUM_PAGES = 65536;
 
 /** Int32 indices of the control words (byte offset = 4 × index). */
 export const CTRL = {
-  /** next free byte of the heap, handed out to arenas in segments */
+  /** end of the heap's segments: the next segment that reuses none starts here */
   heapTop: 1,
-  /** spin lock around `memory.grow` */
-  growLock: 2,
+  /** lock around the segment table, heapTop and `memory.grow` */
+  segmentLock: 2,
+  /** entries in use in the segment table */
+  segmentCount: 3,
   /** bitmap of used stack slots: STACK_SLOTS / 32 words */
   stackBitmap: 8,
 } as const;

@@ -6,8 +6,8 @@ import { parentPort, workerData } from "node:worker_threads";
 import { instantiateKernels } from "./instance.js";
 import { SLOT, SPIN_ITERATIONS } from "./pool-protocol.js";
 
-const { memory, modules, layout, slotByte, names } = workerData;
-const kernels = instantiateKernels(memory, modules, layout);
+const { memory, modules, layout, slotByte, names, parent } = workerData;
+const kernels = instantiateKernels(memory, modules, layout, parent);
 const i32 = new Int32Array(memory.buffer, slotByte, SLOT.bytes / 4);
 const f64 = new Float64Array(memory.buffer, slotByte, SLOT.bytes / 8);
 /** @type {Function[]} */

@@ -29,6 +29,8 @@ export class Pool {
     modules: KernelModules,
     private readonly arena: Arena,
     private readonly local: Record<string, Record<string, (...args: number[]) => unknown>>,
+    /** The stack slot of the thread that owns this pool (its workers' parent). */
+    parent: number,
     /** Threads in all, the caller included. */
     readonly size: number,
   ) {
@@ -47,7 +49,9 @@ export class Pool {
         i32: new Int32Array(memory.buffer, slotByte, SLOT.bytes / 4),
         f64: new Float64Array(memory.buffer, slotByte, SLOT.bytes / 8),
       });
-      const worker = new Worker(url, { workerData: { memory, modules, layout: { ...layout }, slotByte, names } });
+      const worker = new Worker(url, {
+        workerData: { memory, modules, layout: { ...layout }, slotByte, names, parent },
+      });
       worker.on("message", (m) => {
         if (m?.error) console.error(`plait: pool thread ${w + 1}: ${m.error}`);
       });

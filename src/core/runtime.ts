@@ -68,6 +68,11 @@ export interface RuntimeHandle {
   readonly memoryLimit: number;
 }
 
+/** Whether this thread's runtime exists yet (a tensor was made or a kernel called). */
+export function runtimeStarted(): boolean {
+  return current !== undefined;
+}
+
 /** The calling thread's runtime, created on first use. */
 export function runtime(): Runtime {
   if (current) return current;
@@ -78,7 +83,11 @@ export function runtime(): Runtime {
     shared: true,
   });
   const memoryLimit = options.memoryLimit ?? layout.MAXIMUM_PAGES * layout.PAGE_BYTES;
-  return start({ memory, variant, modules: compileKernels(variant), memoryLimit }, options.threads ?? defaultThreads());
+  return start(
+    { memory, variant, modules: compileKernels(variant), memoryLimit },
+    options.threads ?? defaultThreads(),
+    -1,
+  );
 }
 
 /** This thread's handle to pass to threads that should share its memory and kernels. */
@@ -90,17 +99,19 @@ export function runtimeHandle(): RuntimeHandle {
 /**
  * Makes this (worker) thread's runtime use another thread's memory and kernel modules, with its
  * own arena and a kernel pool of `threads` threads. Call before any tensor is made here.
+ * `parent` is the stack slot of the thread that started this one (runtime().k.stackSlot there):
+ * that thread gives this one's slot and memory back once it is gone (releaseThread).
  */
-export function attachRuntime(handle: RuntimeHandle, threads: number): Runtime {
+export function attachRuntime(handle: RuntimeHandle, threads: number, parent = -1): Runtime {
   if (current) throw new Error("plait: attachRuntime() must run before this thread's first tensor or kernel call");
-  return start(handle, positiveInt(threads, "attachRuntime(threads)"));
+  return start(handle, positiveInt(threads, "attachRuntime(threads)"), parent);
 }
 
-function start({ memory, variant, modules, memoryLimit }: RuntimeHandle, threads: number): Runtime {
-  const heap = new SharedHeap(memory, memoryLimit);
+function start({ memory, variant, modules, memoryLimit }: RuntimeHandle, threads: number, parent: number): Runtime {
+  const k = instantiateKernels(memory, modules, layout, parent);
+  const heap = new SharedHeap(memory, memoryLimit, k.stackSlot);
   const arena = new Arena(heap);
-  const k = instantiateKernels(memory, modules, layout);
-  const pool = new Pool(memory, modules, arena, k as any, threads);
+  const pool = new Pool(memory, modules, arena, k as any, k.stackSlot, threads);
   current = { memory, variant, modules, arena, heap, k, pool, threads };
   return current;
 }

@@ -2,7 +2,7 @@ import { pathToFileURL } from "node:url";
 import { localComm } from "../comm/local.ts";
 import { DEFAULT_TIMEOUT_MS, ShmComm } from "../comm/shm.ts";
 import { checkOptions } from "../comm/validate.ts";
-import { configure, runtime } from "../core/runtime.ts";
+import { configure, runtime, runtimeStarted } from "../core/runtime.ts";
 import { currentWorkerRank, type RankContext } from "./context.ts";
 import { type Devices, parseDevices, smallBytesFor, spinMsFor, threadsPerRank } from "./devices.ts";
 import { World } from "./world.ts";
@@ -58,11 +58,9 @@ export async function launch(opts: LaunchOptions = {}): Promise<LaunchContext> {
     return launched;
   }
   const threads = threadsPerRank(devices);
-  try {
-    configure({ threads }); // this rank's share of the cores
-  } catch {
-    // The runtime is already running (the script made tensors before launch()): its pool stays.
-  }
+  // This rank's share of the cores, unless the script made tensors before launch(): then the
+  // runtime is running and its pool stays as it is.
+  if (!runtimeStarted()) configure({ threads });
   // rank 0's pool may be larger than its share when the runtime started before launch()
   const spinMs = spinMsFor(devices, Math.max(threads, runtime().threads));
   const world = new World({

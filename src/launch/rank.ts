@@ -15,7 +15,7 @@ import type { RankData, RankMessage } from "./world.ts";
  */
 export async function runRank(data: RankData, port: MessagePort): Promise<void> {
   const post = (m: RankMessage) => port.postMessage(m);
-  const rt = attachRuntime(data.handle, data.threads);
+  const rt = attachRuntime(data.handle, data.threads, data.parentSlot);
   const shm =
     data.worldSize > 1
       ? new ShmComm(data.handle.memory, data.control, data.rank, { timeoutMs: data.timeoutMs, spinMs: data.spinMs })

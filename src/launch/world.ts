@@ -1,9 +1,8 @@
 import { Worker } from "node:worker_threads";
 import { CommError, describeError } from "../comm/errors.ts";
 import { Control, controlBytes, type Fault, initControl, STATE } from "../comm/shm-control.ts";
-import { releaseStackSlot } from "../core/instance.js";
-import * as layout from "../core/layout.ts";
 import { runtime, runtimeHandle } from "../core/runtime.ts";
+import { releaseThread } from "../core/threads.ts";
 
 /** What a rank's worker needs to start (structured-cloned into its workerData). */
 export interface RankData {
@@ -19,6 +18,8 @@ export interface RankData {
   readonly module: string;
   readonly fn: string;
   readonly args: unknown;
+  /** The starting thread's stack slot: the rank thread's parent (see releaseThread). */
+  readonly parentSlot: number;
 }
 
 /** Messages a rank's worker posts to the thread that started it. */
@@ -119,6 +120,7 @@ export class World {
         module: opts.module,
         fn: opts.fn ?? "",
         args: opts.args,
+        parentSlot: rt.k.stackSlot,
       };
       let worker: Worker;
       try {
@@ -188,8 +190,6 @@ export class World {
     live--;
     // a script rank is done when its worker exits on its own, like a process whose script ended
     if (this.opts.mode === "script" && code === 0 && !this.errors.has(rank)) this.finished.add(rank);
-    const slot = this.slots.get(rank);
-    if (slot !== undefined) releaseStackSlot(runtime().memory, layout, slot);
     this.workers.delete(rank);
     if (!this.finished.has(rank) || this.graceTimer) {
       this.fail(rank, "exited", `rank ${rank}'s worker exited with code ${code} before its work was done`);
@@ -237,6 +237,10 @@ export class World {
   private settle(): void {
     clearTimeout(this.startupTimer);
     clearTimeout(this.graceTimer);
+    // Every worker has exited, so no rank thread reads or writes another's buffers any more:
+    // their memory, stack slots and kernel pools go back (unless one could not be stopped).
+    if (!this.lost) for (const slot of this.slots.values()) releaseThread(slot);
+    this.slots.clear();
     if (this.fault) this.rejectDone(this.error());
     else this.resolveDone(this.results);
   }

@@ -43,7 +43,8 @@ export function withAMP<B>(step: Step<B>, opts: AmpOptions): Step<B> {
     );
   }
   const copies = new ComputeCopies("withAMP", half, mixedPolicy);
-  const compute: Step<B> = (params, batch, ctx) => step(copies.refresh(params), batch, { ...ctx, computeDType: half, paramsCopiedBy: "withAMP" });
+  const compute: Step<B> = (params, batch, ctx) =>
+    step(copies.refresh(params), batch, { ...ctx, computeDType: half, paramsCopiedBy: "withAMP" });
   const scaler = half === "f16" ? resolveScaler("withAMP", opts.scaler) : undefined;
   const scaled =
     scaler && scaler.kind !== "none" ? withLossScaling(compute, "withAMP", "amp", scaler) : gradsInF32(compute);
