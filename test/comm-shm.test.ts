@@ -99,11 +99,13 @@ describe("shm collectives against the references", () => {
     expectCorrectAndIdentical(first, list);
     expect(digests(await run(3, list))).toEqual(digests(first));
     // each rank's large-path chunks split over two kernel threads; all sizes on the one-barrier
-    // (staging) path up to 64 KiB; every size on the two-barrier slice path
+    // (staging) path up to 64 KiB; every size on the two-barrier slice path; no spinning, so
+    // every wait sleeps
     const envs: Record<string, string>[] = [
       { PLAIT_THREADS: "2" },
       { PLAIT_SHM_SMALL_BYTES: "65536" },
       { PLAIT_SHM_SMALL_BYTES: "0" },
+      { PLAIT_SHM_SPIN_MS: "0" },
     ];
     for (const env of envs) {
       const again = await withEnv(env, () => run(3, list));

@@ -92,6 +92,14 @@ describe("spawn", () => {
     } finally {
       delete process.env.PLAIT_SHM_SMALL_BYTES;
     }
+    process.env.PLAIT_SHM_SPIN_MS = "-1";
+    try {
+      await expect(spawn(SMOKE, "main", { devices: 2 })).rejects.toThrow(
+        'plait: PLAIT_SHM_SPIN_MS must be a number of milliseconds from 0 to 1000, got "-1"',
+      );
+    } finally {
+      delete process.env.PLAIT_SHM_SPIN_MS;
+    }
   });
 });
 

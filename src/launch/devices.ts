@@ -34,12 +34,22 @@ export function threadsPerRank(devices: number): number {
 }
 
 /**
- * How long each rank polls before it sleeps in a collective: 1 ms when the world's threads
- * (ranks × kernel threads) fit the cores, so that a peer arriving a little later is met without
- * a 15–90 µs wake-up; the comm's short default when ranks share cores, where a spinning rank
- * would only delay the peer it waits for.
+ * How long each rank polls before it sleeps in a collective: PLAIT_SHM_SPIN_MS when set, else
+ * 1 ms when the world's threads (ranks × kernel threads) fit the cores, so that a peer arriving a
+ * little later is met without a 15–90 µs wake-up; the comm's short default when ranks share
+ * cores, where a spinning rank would only delay the peer it waits for.
  */
 export function spinMsFor(devices: number, threads: number): number | undefined {
+  const env = readEnv("PLAIT_SHM_SPIN_MS");
+  if (env !== undefined && env !== "") {
+    const ms = Number(env);
+    if (!(Number.isFinite(ms) && ms >= 0 && ms <= 1000)) {
+      throw new RangeError(
+        `plait: PLAIT_SHM_SPIN_MS must be a number of milliseconds from 0 to 1000, got ${JSON.stringify(env)}`,
+      );
+    }
+    return ms;
+  }
   return devices * threads <= availableParallelism() ? 1 : undefined;
 }
 
