@@ -12,8 +12,11 @@
 // fixed ~0.15 ms, and one OS time slice lost to a background thread costs a few ms: the batch-512
 // figures show the scaling once compute dominates.
 // Each configuration trains EPOCHS epochs, ROUNDS times interleaved (so load from other processes
-// falls on all of them alike); the figure is the median epoch time after the first epoch of each
-// round. The load average at the start and end is printed: on a shared 2-core machine the ratio
+// falls on all of them alike); the figure is the median epoch time after the first WARMUP epochs
+// of each round. The warm-up is long because V8 keeps compiling for seconds (measured at batch
+// 64: DDP ran 20–38K samples/s in epochs 1–4 and 40–53K in epochs 9–16, one rank ~32K
+// throughout), and while both cores run ranks each background compile preempts one of them.
+// The load average at the start and end is printed: on a shared 2-core machine the ratio
 // only means something when nothing else runs.
 import { loadavg } from "node:os";
 import {
@@ -39,7 +42,8 @@ import type { Measurement } from "./lib/measure.ts";
 import { report } from "./lib/report.ts";
 
 const BATCHES = [64, 512];
-const EPOCHS = 4;
+const EPOCHS = 12;
+const WARMUP = 6;
 const ROUNDS = 3;
 
 interface Args {
@@ -100,7 +104,7 @@ export async function run(): Promise<void> {
             devices: c.devices,
             args: { strategy: c.strategy, epochs: EPOCHS, batch } satisfies Args,
           });
-          epochTimes[b][i].push(...times.slice(1));
+          epochTimes[b][i].push(...times.slice(WARMUP));
         }
       }
     }
@@ -137,6 +141,6 @@ export async function run(): Promise<void> {
       },
     ];
   });
-  report("train-scaling", rows, checks, { loadBefore, loadAfter, epochs: EPOCHS, rounds: ROUNDS });
+  report("train-scaling", rows, checks, { loadBefore, loadAfter, epochs: EPOCHS, warmup: WARMUP, rounds: ROUNDS });
   console.log(`load average (1 min): ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after`);
 }
