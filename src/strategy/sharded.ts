@@ -9,7 +9,7 @@ import { wrapStep } from "../step/paramDType.ts";
 import { type FlatLayout, flatLayout, flatten, shardOf, unflattenInto } from "./flat.ts";
 import { enterStrategy } from "./nesting.ts";
 import { leafPaths } from "./paths.ts";
-import { syncParams } from "./syncParams.ts";
+import { checkSameLayout, syncParams } from "./syncParams.ts";
 
 /** What `train` holds under withZeRO / withFSDP: this rank's shard of each unit's flattened params. */
 export type ShardedParams = { shards: Tensor[] };
@@ -21,6 +21,12 @@ export interface ShardedStep<B> extends Step<B> {
    * 0's values, and returns this rank's shards (every rank calls it): pass them to train's init.
    */
   shard(params: Tree, comm: Comm): Promise<ShardedParams>;
+  /**
+   * Sets up the same layout as `shard` from `template`'s structure, shapes and dtypes alone (its
+   * values are not read), checked equal on every rank, without making shards: for continuing
+   * from a sharded checkpoint, where each rank loads the state it saved (every rank calls it).
+   */
+  resume(template: Tree, comm: Comm): Promise<void>;
   /** The full params in the shards' dtype, all-gathered from every rank's shards (every rank calls it); new tensors. */
   gather(params: Tree, comm: Comm): Promise<Tree>;
 }
@@ -176,6 +182,11 @@ export function shardedStep<B>(step: Step<B>, o: ShardingOptions): ShardedStep<B
       });
       layout = l;
       return { shards };
+    },
+    async resume(template: Tree, comm: Comm): Promise<void> {
+      const l = layoutOf(o, template, comm.worldSize);
+      await checkSameLayout(o.op, template, comm);
+      layout = l;
     },
     async gather(params: Tree, comm: Comm): Promise<Tree> {
       const l = checkLayout(o.op, layout, comm.worldSize);

@@ -54,7 +54,7 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /** Throws on every rank when some rank's params differ from rank 0's in structure, shape or dtype. */
-async function checkSameLayout(op: string, params: Tree, comm: Comm): Promise<void> {
+export async function checkSameLayout(op: string, params: Tree, comm: Comm): Promise<void> {
   if (comm.worldSize === 1) return;
   const paths = leafPaths(params);
   const mine = treeLeaves(params).map((leaf, i) => [paths[i], leaf.describe()]);
