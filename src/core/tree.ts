@@ -9,9 +9,30 @@ export interface TreeDef {
   readonly build: (leaves: Iterator<Tensor>) => Tree;
 }
 
+// A structure node: a leaf, an array of nodes, or an object's sorted keys and their nodes.
+type Node = null | { readonly keys?: readonly string[]; readonly kids: readonly Node[] };
+
+// Flattening runs several times per training step (optimizer, transforms, collectives), so the
+// structure is kept as plain nodes: the key string is built only when asked for, and paths only
+// for an error message (from a stack of segments).
+class Def implements TreeDef {
+  private cachedKey: string | undefined;
+
+  constructor(private readonly root: Node) {}
+
+  get key(): string {
+    this.cachedKey ??= keyOf(this.root);
+    return this.cachedKey;
+  }
+
+  build(leaves: Iterator<Tensor>): Tree {
+    return buildNode(this.root, leaves, ["tree"]);
+  }
+}
+
 export function treeFlatten(tree: Tree): { leaves: Tensor[]; def: TreeDef } {
   const leaves: Tensor[] = [];
-  const def = describe(tree, leaves, "tree");
+  const def = new Def(describe(tree, leaves, ["tree"]));
   return { leaves, def };
 }
 
@@ -22,7 +43,12 @@ export function treeUnflatten(def: TreeDef, leaves: readonly Tensor[]): Tree {
   return tree;
 }
 
-export const treeLeaves = (tree: Tree): Tensor[] => treeFlatten(tree).leaves;
+/** The leaves of `tree` in treeFlatten's order (object keys sorted), without its structure. */
+export function treeLeaves(tree: Tree): Tensor[] {
+  const leaves: Tensor[] = [];
+  collect(tree, leaves, ["tree"]);
+  return leaves;
+}
 
 /**
  * Applies `fn` leaf by leaf over trees of one structure (checked: a mismatch names the path).
@@ -43,28 +69,83 @@ export function treeMap(fn: (...leaves: Tensor[]) => Tensor, first: Tree, ...res
   );
 }
 
-function describe(tree: Tree, leaves: Tensor[], path: string): TreeDef {
-  if (tree instanceof Tensor) {
-    leaves.push(tree);
-    return { key: "*", build: (it) => next(it, path) };
-  }
-  if (Array.isArray(tree)) {
-    const kids = tree.map((t, i) => describe(t, leaves, `${path}[${i}]`));
-    return { key: `[${kids.map((k) => k.key).join(",")}]`, build: (it) => kids.map((k) => k.build(it)) };
-  }
-  if (tree !== null && typeof tree === "object" && Object.getPrototypeOf(tree) === Object.prototype) {
-    const keys = Object.keys(tree).sort();
-    const kids = keys.map((k) => describe((tree as Record<string, Tree>)[k], leaves, `${path}.${k}`));
-    return {
-      key: `{${keys.map((k, i) => `${JSON.stringify(k)}:${kids[i].key}`).join(",")}}`,
-      build: (it) => Object.fromEntries(keys.map((k, i) => [k, kids[i].build(it)])),
-    };
-  }
-  throw new TypeError(`plait: ${path} is not a tensor, array or plain object (got ${String(tree)})`);
+type Segments = (string | number)[];
+
+const pathOf = (segs: Segments) =>
+  segs.map((s, i) => (i === 0 ? s : typeof s === "number" ? `[${s}]` : `.${s}`)).join("");
+
+const isPlainObject = (t: unknown): t is Record<string, Tree> =>
+  t !== null && typeof t === "object" && Object.getPrototypeOf(t) === Object.prototype;
+
+function notATree(tree: unknown, segs: Segments): never {
+  throw new TypeError(`plait: ${pathOf(segs)} is not a tensor, array or plain object (got ${String(tree)})`);
 }
 
-function next(it: Iterator<Tensor>, path: string): Tensor {
-  const r = it.next();
-  if (r.done) throw new RangeError(`plait: treeUnflatten ran out of leaves at ${path}`);
-  return r.value;
+function describe(tree: Tree, leaves: Tensor[], segs: Segments): Node {
+  if (tree instanceof Tensor) {
+    leaves.push(tree);
+    return null;
+  }
+  if (Array.isArray(tree)) {
+    const kids: Node[] = [];
+    for (let i = 0; i < tree.length; i++) {
+      segs.push(i);
+      kids.push(describe(tree[i], leaves, segs));
+      segs.pop();
+    }
+    return { kids };
+  }
+  if (isPlainObject(tree)) {
+    const keys = Object.keys(tree).sort();
+    const kids: Node[] = [];
+    for (const k of keys) {
+      segs.push(k);
+      kids.push(describe(tree[k], leaves, segs));
+      segs.pop();
+    }
+    return { keys, kids };
+  }
+  return notATree(tree, segs);
+}
+
+function collect(tree: Tree, leaves: Tensor[], segs: Segments): void {
+  if (tree instanceof Tensor) leaves.push(tree);
+  else if (Array.isArray(tree)) {
+    for (let i = 0; i < tree.length; i++) {
+      segs.push(i);
+      collect(tree[i], leaves, segs);
+      segs.pop();
+    }
+  } else if (isPlainObject(tree)) {
+    for (const k of Object.keys(tree).sort()) {
+      segs.push(k);
+      collect(tree[k], leaves, segs);
+      segs.pop();
+    }
+  } else notATree(tree, segs);
+}
+
+function keyOf(node: Node): string {
+  if (node === null) return "*";
+  if (node.keys === undefined) return `[${node.kids.map(keyOf).join(",")}]`;
+  const keys = node.keys;
+  return `{${node.kids.map((kid, i) => `${JSON.stringify(keys[i])}:${keyOf(kid)}`).join(",")}}`;
+}
+
+function buildNode(node: Node, it: Iterator<Tensor>, segs: Segments): Tree {
+  if (node === null) {
+    const r = it.next();
+    if (r.done) throw new RangeError(`plait: treeUnflatten ran out of leaves at ${pathOf(segs)}`);
+    return r.value;
+  }
+  const out = node.kids.map((kid, i) => {
+    segs.push(node.keys ? node.keys[i] : i);
+    const t = buildNode(kid, it, segs);
+    segs.pop();
+    return t;
+  });
+  if (node.keys === undefined) return out;
+  const obj: Record<string, Tree> = {};
+  for (let i = 0; i < out.length; i++) obj[node.keys[i]] = out[i];
+  return obj;
 }
