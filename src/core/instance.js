@@ -5,7 +5,7 @@
 
 /**
  * @typedef {{ stackBitmap: number }} CtrlWords
- * @typedef {{ STACKS_BASE: number, STACK_SLOT_BYTES: number, STACK_SLOTS: number, PARENTS_BASE: number, CTRL: CtrlWords }} StackLayout
+ * @typedef {{ STACKS_BASE: number, STACK_SLOT_BYTES: number, STACK_SLOTS: number, THREADS_BASE: number, CTRL: CtrlWords }} StackLayout
  * @typedef {{ as: WebAssembly.Module, c: WebAssembly.Module }} KernelModules
  * @typedef {{ as: Record<string, any>, c: Record<string, any>, stackSlot: number }} KernelInstance
  */
@@ -21,7 +21,7 @@
  */
 export function acquireStackSlot(memory, layout, parent) {
   const words = new Int32Array(memory.buffer, 0, 256);
-  const parents = new Int32Array(memory.buffer, layout.PARENTS_BASE, layout.STACK_SLOTS);
+  const threads = threadTable(memory, layout);
   for (let w = 0; w < layout.STACK_SLOTS / 32; w++) {
     const index = layout.CTRL.stackBitmap + w;
     for (;;) {
@@ -29,7 +29,7 @@ export function acquireStackSlot(memory, layout, parent) {
       if (bits === -1) break;
       const free = 31 - Math.clz32(~bits & (bits + 1)); // lowest zero bit
       if (Atomics.compareExchange(words, index, bits, bits | (1 << free)) === bits) {
-        Atomics.store(parents, w * 32 + free, parent + 1);
+        Atomics.store(threads, 2 * (w * 32 + free), parent + 1);
         return w * 32 + free;
       }
     }
@@ -46,8 +46,19 @@ export function acquireStackSlot(memory, layout, parent) {
  */
 export function releaseStackSlot(memory, layout, slot) {
   const words = new Int32Array(memory.buffer, 0, 256);
-  Atomics.store(new Int32Array(memory.buffer, layout.PARENTS_BASE, layout.STACK_SLOTS), slot, 0);
+  const threads = threadTable(memory, layout);
+  Atomics.add(threads, 2 * slot + 1, 1);
+  Atomics.store(threads, 2 * slot, 0);
   Atomics.and(words, layout.CTRL.stackBitmap + (slot >> 5), ~(1 << (slot & 31)));
+}
+
+/**
+ * Per stack slot: [1 + parent slot, release generation] (see layout.ts).
+ * @param {WebAssembly.Memory} memory
+ * @param {StackLayout} layout
+ */
+export function threadTable(memory, layout) {
+  return new Int32Array(memory.buffer, layout.THREADS_BASE, 2 * layout.STACK_SLOTS);
 }
 
 /**

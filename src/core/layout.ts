@@ -6,7 +6,7 @@
  *   [0, 1 KiB)            control words (allocator bump, locks, stack-slot bitmap)
  *   [1 KiB, 64 KiB)       emscripten static data (C kernels; GLOBAL_BASE = 1 KiB)
  *   [64 KiB, 128 KiB)     AssemblyScript static data (--memoryBase 64 KiB)
- *   [128 KiB, 132 KiB)    each stack slot's parent slot (which thread started which)
+ *   [128 KiB, 132 KiB)    per stack slot: its parent slot and a release generation
  *   [132 KiB, 196 KiB)    the heap's segment table (address, size, owning stack slot)
  *   [1 MiB, 17 MiB)       256 per-thread stacks of 64 KiB for C kernel instances
  *   [17 MiB, ...)         heap: tensors, owned by the TypeScript arena(s)
@@ -21,8 +21,12 @@ export const STACKS_BASE = 1 << 20;
 export const STACK_SLOT_BYTES = 64 * 1024;
 export const STACK_SLOTS = 256;
 export const HEAP_BASE = STACKS_BASE + STACK_SLOTS * STACK_SLOT_BYTES;
-/** Int32 per stack slot: 1 + the slot of the thread that started it (0: none, or slot free). */
-export const PARENTS_BASE = 128 * 1024;
+/**
+ * Two int32 per stack slot: 1 + the slot of the thread that started it (0: none, or slot free),
+ * and a generation bumped each time the slot is released (a thread that finds its own slot's
+ * generation changed has been given up on and must stop touching memory).
+ */
+export const THREADS_BASE = 128 * 1024;
 /** Segment table entries: four int32 each (address, bytes, 1 + owner slot or 0 when free, unused). */
 export const SEGMENTS_BASE = 132 * 1024;
 export const SEGMENT_ENTRIES = 4096;

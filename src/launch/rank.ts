@@ -46,6 +46,7 @@ export async function runRank(data: RankData, port: MessagePort): Promise<void> 
     } catch {
       post({ type: "error", error: describeError(e) }); // not structured-cloneable
     }
+    rt.pool.close(); // the pool's threads stop now, not only when this worker is terminated
     return;
   }
   end();

@@ -84,6 +84,36 @@ if (rank === 0) {
     assert(performance.now() - t0 < 10_000, "took too long");
     assert(plait.liveWorkers() === workers, `${plait.liveWorkers() - workers} spawned workers left`);
   });
+  await check("terminated ranks and their kernel pools give their memory back", async () => {
+    // rank 0 is terminated while computing, its pool thread still waiting for work (Deno keeps
+    // such a thread alive: it must notice it was given up on before its memory is reused)
+    const memory = new URL("../fixtures/memory.mjs", import.meta.url);
+    const saved = process.env.PLAIT_THREADS;
+    process.env.PLAIT_THREADS = "2";
+    const fail = () =>
+      plait.spawn(memory, "hold", { devices: 2, args: { mib: 32, failRank: 1, busyRank: 0 } }).then(
+        () => assert(false, "spawn resolved"),
+        (e) => assert(e.failedRank === 1, `failed rank ${e.failedRank}: ${e.message}`),
+      );
+    try {
+      await fail();
+      const bytes = plait.runtime().memory.buffer.byteLength;
+      for (let i = 0; i < 2; i++) await fail();
+      await new Promise((resolve) => setTimeout(resolve, 1500)); // a left-over pool thread's check
+      const after = plait.runtime().memory.buffer.byteLength;
+      assert(after === bytes, `memory grew from ${bytes} to ${after} bytes`);
+      const x = plait.full([8 << 20], 7); // reuses the given-back segments
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert(
+        x.toArray().every((v) => v === 7),
+        "reused memory was written by a thread that was given up on",
+      );
+      x.dispose();
+    } finally {
+      if (saved === undefined) delete process.env.PLAIT_THREADS;
+      else process.env.PLAIT_THREADS = saved;
+    }
+  });
 }
 
 const failed = results.filter((r) => !r[1]);
