@@ -20,6 +20,14 @@ export function madd<T>(a: v128, b: v128, c: v128): v128 {
   return v128.add<T>(v128.mul<T>(a, b), c);
 }
 
+// c − a·b, fused likewise.
+// @ts-ignore: decorator
+@inline
+export function nmadd<T>(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return v128.relaxed_nmadd<T>(a, b, c);
+  return v128.sub<T>(c, v128.mul<T>(a, b));
+}
+
 const LOG2E: f32 = 1.44269504;
 // ln 2 split in two: LN2_HI has 11 significant bits, so n·LN2_HI is exact for |n| < 2^13.
 const LN2_HI: f32 = 0.693359375;

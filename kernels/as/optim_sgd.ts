@@ -9,24 +9,11 @@
 // Reference: the float64 loop and the Math.fround emulation of this rule in test/optim.test.ts.
 
 import { flushSubnormal, flushSubnormals } from "./flush";
+import { madd, nmadd } from "./math";
 
 const PLAIN: i32 = 0; // no momentum buffer
 const FIRST: i32 = 1; // momentum, first step: the buffer is g'
 const MOMENTUM: i32 = 2; // momentum, later steps
-
-// @ts-ignore: decorator
-@inline
-function madd<T>(a: v128, b: v128, c: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return v128.relaxed_madd<T>(a, b, c);
-  return v128.add<T>(v128.mul<T>(a, b), c);
-}
-
-// @ts-ignore: decorator
-@inline
-function nmadd<T>(a: v128, b: v128, c: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return v128.relaxed_nmadd<T>(a, b, c);
-  return v128.sub<T>(c, v128.mul<T>(a, b));
-}
 
 // One loop per combination of the flags: they are constants at every call site, so each
 // inlined copy keeps only its own branches.
