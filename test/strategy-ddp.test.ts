@@ -1,42 +1,18 @@
 import { describe, expect, it } from "vitest";
 import { localComm } from "../src/comm/local.ts";
 import { Tensor, tensor } from "../src/core/tensor.ts";
-import { liveWorkers, spawn } from "../src/launch/index.ts";
+import { liveWorkers } from "../src/launch/index.ts";
 import { sgd } from "../src/optim/sgd.ts";
 import { train } from "../src/step/train.ts";
 import { planBuckets } from "../src/strategy/buckets.ts";
 import { withDDP } from "../src/strategy/index.ts";
+import { identical, maxDiff, runRanks as run } from "./strategy-run.ts";
 
 // withDDP end to end: ranks are worker threads (spawn) running test/fixtures/strategy-train.mjs,
 // which trains a small MNIST MLP through the transforms each test lists, each rank on its
 // contiguous half of every global batch of 32. With devices 1 the same fixture is the
 // single-device reference on the whole batch. Workers load plait from dist/:
 // `npx tsc -p tsconfig.build.json` first.
-
-const FIXTURE = new URL("./fixtures/strategy-train.mjs", import.meta.url);
-
-interface RankResult {
-  rank: number;
-  params: number[][];
-  outs: { loss: number; skip: boolean; accumulating: boolean }[];
-  counts: Record<string, number>;
-}
-
-const run = (devices: number, args: Record<string, unknown>) =>
-  spawn<RankResult>(FIXTURE, "run", { devices, args, timeoutMs: 60_000 });
-
-/** The largest |a − b| over all params, and whether every value has the same bits. */
-function compare(a: number[][], b: number[][]): { maxDiff: number; identical: boolean } {
-  let maxDiff = 0;
-  let identical = a.length === b.length;
-  for (const [i, leaf] of a.entries()) {
-    for (const [j, v] of leaf.entries()) {
-      maxDiff = Math.max(maxDiff, Math.abs(v - b[i][j]));
-      if (!Object.is(v, b[i][j])) identical = false;
-    }
-  }
-  return { maxDiff, identical };
-}
 
 /**
  * DDP and one device on the concatenated batch differ only in where the batch sum is split:
@@ -99,17 +75,16 @@ describe("withDDP with 2 ranks", () => {
   it("equals one device on the concatenated batch, and every rank holds the same bits", async () => {
     const [ref] = await run(1, {});
     const ddp = await run(2, { transforms: [["ddp", {}]] });
-    expect(compare(ddp[0].params, ddp[1].params).identical).toBe(true);
-    const { maxDiff } = compare(ddp[0].params, ref.params);
-    expect(maxDiff).toBeLessThan(TOLERANCE);
+    expect(identical(ddp[0].params, ddp[1].params)).toBe(true);
+    expect(maxDiff(ddp[0].params, ref.params)).toBeLessThan(TOLERANCE);
     // one bucket per step (the MLP's 0.1 MB is under the first 1 MiB bucket): its 98 KiB weight
     // reduced in place, the three small leaves together; the setup: two allGathers (layout
     // check) and one broadcast (rank 0's params)
     expect(ddp[0].counts).toEqual({ allGather: 2, broadcast: 1, allReduce: 4 * 2 });
     // the test can fail: without withDDP the ranks drift apart and away from the reference
     const alone = await run(2, {});
-    expect(compare(alone[0].params, ref.params).maxDiff).toBeGreaterThan(1e-3);
-    expect(compare(alone[0].params, alone[1].params).maxDiff).toBeGreaterThan(1e-3);
+    expect(maxDiff(alone[0].params, ref.params)).toBeGreaterThan(1e-3);
+    expect(maxDiff(alone[0].params, alone[1].params)).toBeGreaterThan(1e-3);
   });
 
   it("bucket sizes change the number of collectives, never a bit", async () => {
@@ -119,8 +94,8 @@ describe("withDDP with 2 ranks", () => {
     });
     // buckets [layers[1].w], [layers[1].b, layers[0].w (≥ 64 KiB: in place, alone)], [layers[0].b]
     expect(three[0].counts.allReduce).toBe(4 * 4);
-    expect(compare(one[0].params, three[0].params).identical).toBe(true);
-    expect(compare(three[0].params, three[1].params).identical).toBe(true);
+    expect(identical(one[0].params, three[0].params)).toBe(true);
+    expect(identical(three[0].params, three[1].params)).toBe(true);
   });
 
   for (const precision of ["16-mixed", "bf16-mixed"]) {
@@ -139,11 +114,11 @@ describe("withDDP with 2 ranks", () => {
           ["ddp", {}],
         ],
       });
-      expect(compare(inner[0].params, outer[0].params).identical).toBe(true);
-      expect(compare(inner[0].params, inner[1].params).identical).toBe(true);
-      expect(compare(outer[0].params, outer[1].params).identical).toBe(true);
+      expect(identical(inner[0].params, outer[0].params)).toBe(true);
+      expect(identical(inner[0].params, inner[1].params)).toBe(true);
+      expect(identical(outer[0].params, outer[1].params)).toBe(true);
       const [ref] = await run(1, { transforms: [["amp", precision]] });
-      expect(compare(inner[0].params, ref.params).maxDiff).toBeLessThan(precision === "16-mixed" ? 1e-4 : 1e-3);
+      expect(maxDiff(inner[0].params, ref.params)).toBeLessThan(precision === "16-mixed" ? 1e-4 : 1e-3);
     });
   }
 
@@ -167,7 +142,7 @@ describe("withDDP with 2 ranks", () => {
         ["amp", "bf16-mixed"],
       ],
     });
-    expect(compare(synced[0].params, synced[1].params).identical).toBe(true);
+    expect(identical(synced[0].params, synced[1].params)).toBe(true);
   });
 
   it("an overflow on one rank skips the step on every rank, in either order", async () => {
@@ -184,7 +159,7 @@ describe("withDDP with 2 ranks", () => {
     ]) {
       const ranks = await run(2, { sameInit: true, poison, transforms });
       for (const r of ranks) expect(r.outs.map((o) => o.skip)).toEqual([false, true, false, false]);
-      expect(compare(ranks[0].params, ranks[1].params).identical).toBe(true);
+      expect(identical(ranks[0].params, ranks[1].params)).toBe(true);
     }
   });
 
@@ -201,8 +176,8 @@ describe("withDDP with 2 ranks", () => {
       expect(r.counts.allReduce).toBe(2 * 2); // 2 windows × (the large weight + the small leaves)
       expect(r.outs.map((o) => o.accumulating)).toEqual([true, true, true, false, true, true, true, false]);
     }
-    expect(compare(acc[0].params, acc[1].params).identical).toBe(true);
+    expect(identical(acc[0].params, acc[1].params)).toBe(true);
     const [ref] = await run(1, { steps: 8, globalBatch: 16, transforms: [["acc", 4]] });
-    expect(compare(acc[0].params, ref.params).maxDiff).toBeLessThan(TOLERANCE);
+    expect(maxDiff(acc[0].params, ref.params)).toBeLessThan(TOLERANCE);
   });
 });

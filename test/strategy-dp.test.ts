@@ -2,36 +2,13 @@ import { describe, expect, it } from "vitest";
 import { localComm } from "../src/comm/local.ts";
 import type { Comm } from "../src/comm/types.ts";
 import { tensor } from "../src/core/tensor.ts";
-import { spawn } from "../src/launch/index.ts";
 import type { Ctx, Step } from "../src/step/contract.ts";
 import { withDDP, withDP } from "../src/strategy/index.ts";
+import { identical, maxDiff, runRanks as run } from "./strategy-run.ts";
 
 // withDP with 2 ranks (test/fixtures/strategy-train.mjs in spawned worker threads, which load
 // plait from dist/: `npx tsc -p tsconfig.build.json` first): rank 0 trains on whole global
 // batches, rank 1 serves its steps.
-
-const FIXTURE = new URL("./fixtures/strategy-train.mjs", import.meta.url);
-
-interface RankResult {
-  params: number[][];
-  outs: { loss: number; skip: boolean; accumulating: boolean }[];
-  counts: Record<string, number>;
-}
-
-const run = (devices: number, args: Record<string, unknown>) =>
-  spawn<RankResult>(FIXTURE, "run", { devices, args, timeoutMs: 60_000 });
-
-function compare(a: number[][], b: number[][]): { maxDiff: number; identical: boolean } {
-  let maxDiff = 0;
-  let identical = a.length === b.length;
-  for (const [i, leaf] of a.entries()) {
-    for (const [j, v] of leaf.entries()) {
-      maxDiff = Math.max(maxDiff, Math.abs(v - b[i][j]));
-      if (!Object.is(v, b[i][j])) identical = false;
-    }
-  }
-  return { maxDiff, identical };
-}
 
 /** As in test/strategy-ddp.test.ts: only where the batch sum is split differs; ~16 ulps at 1. */
 const TOLERANCE = 1e-6;
@@ -40,7 +17,7 @@ describe("withDP with 2 ranks", () => {
   it("with equal slices, gives DDP's params bit for bit, and reports the whole batch's loss", async () => {
     const [ddp] = await run(2, { transforms: [["ddp", {}]] });
     const [main, helper] = await run(2, { transforms: [["dp"]] });
-    expect(compare(main.params, ddp.params).identical).toBe(true);
+    expect(identical(main.params, ddp.params)).toBe(true);
     // per step: the header (2 broadcasts), params (1), batch (1); the gradient bucket (its large
     // weight in place, the small leaves together) and the loss; then stop() (2)
     expect(main.counts).toEqual({ broadcast: 4 * 4 + 2, allReduce: 4 * 3 });
@@ -54,7 +31,7 @@ describe("withDP with 2 ranks", () => {
   it("splits an uneven batch by rows and weights each slice's mean: one device's step on the batch", async () => {
     const [ref] = await run(1, { globalBatch: 33 });
     const [main] = await run(2, { globalBatch: 33, transforms: [["dp"]] });
-    expect(compare(main.params, ref.params).maxDiff).toBeLessThan(TOLERANCE);
+    expect(maxDiff(main.params, ref.params)).toBeLessThan(TOLERANCE);
     for (const [i, o] of main.outs.entries()) expect(Math.abs(o.loss - ref.outs[i].loss)).toBeLessThan(1e-6);
   });
 

@@ -1,31 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { spawn } from "../src/launch/index.ts";
 import { parentPath, withFSDP } from "../src/strategy/index.ts";
+import { identical, maxDiff, runRanks } from "./strategy-run.ts";
 
 // withFSDP with 2 ranks (test/fixtures/strategy-train.mjs in spawned worker threads, which load
 // plait from dist/: `npx tsc -p tsconfig.build.json` first). The MLP has two units by default,
 // params.layers[0] and params.layers[1].
 
-const FIXTURE = new URL("./fixtures/strategy-train.mjs", import.meta.url);
-
-interface RankResult {
-  params: number[][];
-  outs: { loss: number; skip: boolean; accumulating: boolean }[];
-  counts: Record<string, number>;
-}
-
-const run = (args: Record<string, unknown>) =>
-  spawn<RankResult>(FIXTURE, "run", { devices: 2, args: { sameInit: true, ...args }, timeoutMs: 60_000 });
-
-const identical = (a: number[][], b: number[][]) =>
-  a.length === b.length &&
-  a.every((leaf, i) => leaf.length === b[i].length && leaf.every((v, j) => Object.is(v, b[i][j])));
-
-function maxDiff(a: number[][], b: number[][]): number {
-  let d = 0;
-  for (const [i, leaf] of a.entries()) for (const [j, v] of leaf.entries()) d = Math.max(d, Math.abs(v - b[i][j]));
-  return d;
-}
+const run = (args: Record<string, unknown>) => runRanks(2, { sameInit: true, ...args });
 
 describe("parentPath (the default unit of a leaf)", () => {
   it("drops the last key or index", () => {

@@ -12,29 +12,13 @@ import { withAMP } from "../src/precision/amp.ts";
 import type { Step } from "../src/step/contract.ts";
 import { train } from "../src/step/train.ts";
 import { withDDP, withDeepSpeed, withZeRO } from "../src/strategy/index.ts";
+import { identical, maxDiff, runRanks } from "./strategy-run.ts";
 
 // withZeRO and the DeepSpeed config mapping. Multi-rank cases run test/fixtures/strategy-train.mjs
 // in spawned worker threads (see test/strategy-ddp.test.ts); workers load plait from dist/:
 // `npx tsc -p tsconfig.build.json` first.
 
-const FIXTURE = new URL("./fixtures/strategy-train.mjs", import.meta.url);
-
-interface RankResult {
-  params: number[][];
-  outs: { loss: number; skip: boolean; accumulating: boolean }[];
-  counts: Record<string, number>;
-}
-
-const run = (args: Record<string, unknown>, devices = 2) =>
-  spawn<RankResult>(FIXTURE, "run", { devices, args, timeoutMs: 60_000 });
-
-function maxDiff(a: number[][], b: number[][]): number {
-  let d = a.length === b.length ? 0 : Number.POSITIVE_INFINITY;
-  for (const [i, leaf] of a.entries()) for (const [j, v] of leaf.entries()) d = Math.max(d, Math.abs(v - b[i][j]));
-  return d;
-}
-const identical = (a: number[][], b: number[][]) =>
-  a.length === b.length && a.every((leaf, i) => leaf.every((v, j) => Object.is(v, b[i][j])));
+const run = (args: Record<string, unknown>, devices = 2) => runRanks(devices, args);
 
 describe("withZeRO with 2 ranks gives DDP's params bit for bit", () => {
   // The reduced gradient is the same rank-ordered mean (allReduce or reduceScatter) and the
