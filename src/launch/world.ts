@@ -49,6 +49,7 @@ export interface WorldOptions {
 }
 
 const STARTUP_TIMEOUT_MS = 60_000;
+const IS_DENO = (globalThis as { Deno?: unknown }).Deno !== undefined;
 /** How long a failed world waits for the failing rank's own error (its `cause`) before terminating. */
 const CAUSE_GRACE_MS = 200;
 const TERMINATE_TIMEOUT_MS = 5_000;
@@ -82,6 +83,8 @@ export class World {
   private graceTimer: ReturnType<typeof setTimeout> | undefined;
   /** A worker could not be terminated: the control block must stay allocated. */
   private lost = false;
+  /** Set when the world settles: whether its ranks' memory (and the control block) may be reused. */
+  private reusable = false;
   private resolveReady!: () => void;
   private rejectReady!: (e: unknown) => void;
   private resolveDone!: (v: unknown[]) => void;
@@ -165,7 +168,7 @@ export class World {
 
   /** Gives the control block back; only once `done` has settled and no rank of this thread uses it. */
   release(): void {
-    if (!this.lost) runtime().arena.free(this.control);
+    if (this.reusable) runtime().arena.free(this.control);
   }
 
   private onMessage(rank: number, m: RankMessage): void {
@@ -237,9 +240,13 @@ export class World {
   private settle(): void {
     clearTimeout(this.startupTimer);
     clearTimeout(this.graceTimer);
-    // Every worker has exited, so no rank thread reads or writes another's buffers any more:
-    // their memory, stack slots and kernel pools go back (unless one could not be stopped).
-    if (!this.lost) for (const slot of this.slots.values()) releaseThread(slot);
+    // Every worker has exited, so no rank thread reads or writes shared memory any more: their
+    // memory, stack slots and kernel pools go back. Not when one could not be stopped, nor on
+    // Deno after a failure: Deno reports a terminated worker's exit while the worker, if it is
+    // running JavaScript, goes on (Deno 2.9.6: a terminated worker's loop kept writing shared
+    // memory for as long as it was watched), so a rank stopped mid-work may still touch it.
+    this.reusable = !this.lost && !(IS_DENO && this.fault);
+    if (this.reusable) for (const slot of this.slots.values()) releaseThread(slot);
     this.slots.clear();
     if (this.fault) this.rejectDone(this.error());
     else this.resolveDone(this.results);

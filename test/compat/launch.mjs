@@ -84,9 +84,10 @@ if (rank === 0) {
     assert(performance.now() - t0 < 10_000, "took too long");
     assert(plait.liveWorkers() === workers, `${plait.liveWorkers() - workers} spawned workers left`);
   });
-  await check("terminated ranks and their kernel pools give their memory back", async () => {
-    // rank 0 is terminated while computing, its pool thread still waiting for work (Deno keeps
-    // such a thread alive: it must notice it was given up on before its memory is reused)
+  await check("a failed world's memory is reused (Node, Bun) or kept (Deno), never overwritten", async () => {
+    // rank 0 is terminated while computing, its pool thread waiting for work. Node and Bun stop
+    // both, and their memory is reused; Deno reports the exit while a busy worker runs on, so
+    // there the failed world's memory stays reserved.
     const memory = new URL("../fixtures/memory.mjs", import.meta.url);
     const saved = process.env.PLAIT_THREADS;
     process.env.PLAIT_THREADS = "2";
@@ -101,12 +102,13 @@ if (rank === 0) {
       for (let i = 0; i < 2; i++) await fail();
       await new Promise((resolve) => setTimeout(resolve, 1500)); // a left-over pool thread's check
       const after = plait.runtime().memory.buffer.byteLength;
-      assert(after === bytes, `memory grew from ${bytes} to ${after} bytes`);
-      const x = plait.full([8 << 20], 7); // reuses the given-back segments
+      if (runtimeName === "deno") assert(after >= bytes + 2 * 64 * 2 ** 20, `kept ${after - bytes} bytes`);
+      else assert(after === bytes, `memory grew from ${bytes} to ${after} bytes`);
+      const x = plait.full([8 << 20], 7);
       await new Promise((resolve) => setTimeout(resolve, 100));
       assert(
         x.toArray().every((v) => v === 7),
-        "reused memory was written by a thread that was given up on",
+        "memory written by a thread that was given up on",
       );
       x.dispose();
     } finally {
