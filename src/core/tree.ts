@@ -43,12 +43,7 @@ export function treeUnflatten(def: TreeDef, leaves: readonly Tensor[]): Tree {
   return tree;
 }
 
-/** The leaves of `tree` in treeFlatten's order (object keys sorted), without its structure. */
-export function treeLeaves(tree: Tree): Tensor[] {
-  const leaves: Tensor[] = [];
-  collect(tree, leaves, ["tree"]);
-  return leaves;
-}
+export const treeLeaves = (tree: Tree): Tensor[] => treeFlatten(tree).leaves;
 
 /**
  * Applies `fn` leaf by leaf over trees of one structure (checked: a mismatch names the path).
@@ -106,23 +101,6 @@ function describe(tree: Tree, leaves: Tensor[], segs: Segments): Node {
     return { keys, kids };
   }
   return notATree(tree, segs);
-}
-
-function collect(tree: Tree, leaves: Tensor[], segs: Segments): void {
-  if (tree instanceof Tensor) leaves.push(tree);
-  else if (Array.isArray(tree)) {
-    for (let i = 0; i < tree.length; i++) {
-      segs.push(i);
-      collect(tree[i], leaves, segs);
-      segs.pop();
-    }
-  } else if (isPlainObject(tree)) {
-    for (const k of Object.keys(tree).sort()) {
-      segs.push(k);
-      collect(tree[k], leaves, segs);
-      segs.pop();
-    }
-  } else notATree(tree, segs);
 }
 
 function keyOf(node: Node): string {

@@ -25,17 +25,16 @@ export async function syncParams(op: string, params: Tree, comm: Comm, copiedBy?
  * naming the first rank and tensor that differ.
  */
 async function checkSameValues(op: string, params: Tree, comm: Comm, copiedBy: string): Promise<void> {
-  const paths = leafPaths(params);
+  const leaves = treeLeaves(params);
+  const roots = leaves.map((leaf) => new Tensor(leaf.shape, leaf.dtype));
   let differs = "";
-  for (const [i, leaf] of treeLeaves(params).entries()) {
-    const root = new Tensor(leaf.shape, leaf.dtype);
-    try {
-      bytesOf(root).set(bytesOf(leaf));
-      await comm.broadcast(root, 0);
-      if (!differs && !equalBytes(bytesOf(root), bytesOf(leaf))) differs = paths[i];
-    } finally {
-      root.dispose();
-    }
+  try {
+    for (const [i, root] of roots.entries()) bytesOf(root).set(bytesOf(leaves[i]));
+    await comm.broadcast(roots, 0); // rank 0's values, all leaves in one collective
+    const i = roots.findIndex((root, j) => !equalBytes(bytesOf(root), bytesOf(leaves[j])));
+    if (i >= 0) differs = leafPaths(params)[i];
+  } finally {
+    for (const root of roots) root.dispose();
   }
   const all = await gatherStrings(comm, differs);
   const r = all.findIndex((path) => path !== "");
