@@ -11,6 +11,12 @@ export interface RuntimeOptions {
   threads?: number;
   /** Highest address the heap may reach, in bytes (≤ 4 GiB). Default: 4 GiB. */
   memoryLimit?: number;
+  /**
+   * Anomaly mode, for debugging: ops throw at the first inf or NaN they are given (and losses
+   * at a non-finite result), naming the op and the argument. Off by default: non-finite values
+   * flow through to the loss scaler. Unlike the other options it may be switched at any time.
+   */
+  detectAnomaly?: boolean;
 }
 
 /** Everything one thread needs to run kernels: the memory, its arena, its kernel instances. */
@@ -36,8 +42,13 @@ function positiveInt(value: unknown, what: string): number {
   return n;
 }
 
-/** Sets runtime options; only before the first tensor or kernel call. */
+/** Sets runtime options; only before the first tensor or kernel call (detectAnomaly: at any time). */
 export function configure(opts: RuntimeOptions): void {
+  if (opts.detectAnomaly !== undefined && typeof opts.detectAnomaly !== "boolean") {
+    throw new TypeError(
+      `plait: configure({ detectAnomaly }) must be true or false, got ${JSON.stringify(opts.detectAnomaly)}`,
+    );
+  }
   if (opts.threads !== undefined) positiveInt(opts.threads, "configure({ threads })");
   if (opts.memoryLimit !== undefined) {
     const max = layout.MAXIMUM_PAGES * layout.PAGE_BYTES;
@@ -47,9 +58,14 @@ export function configure(opts: RuntimeOptions): void {
       );
     }
   }
-  if (current) throw new Error("plait: configure() must be called before the first tensor or kernel call");
+  if (current && Object.keys(opts).some((k) => k !== "detectAnomaly")) {
+    throw new Error("plait: configure() must be called before the first tensor or kernel call");
+  }
   options = { ...options, ...opts };
 }
+
+/** Whether anomaly mode is on (configure({ detectAnomaly: true })). */
+export const detectingAnomalies = (): boolean => options.detectAnomaly === true;
 
 function defaultThreads(): number {
   const env = readEnv("PLAIT_THREADS");
