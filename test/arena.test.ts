@@ -1,7 +1,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { Arena, type SegmentSource } from "../src/core/arena.ts";
-import { ALIGN } from "../src/core/layout.ts";
+import { SharedHeap } from "../src/core/heap.ts";
+import { ALIGN, HEAP_BASE, PAGE_BYTES } from "../src/core/layout.ts";
 
 /** A fixed region [base, base + size) handed out like the shared heap does. */
 function region(base: number, size: number): SegmentSource & { top: number } {
@@ -65,6 +66,58 @@ describe("Arena", () => {
     arena.free(a);
     const b = arena.alloc(600_000);
     expect(b).toBe(a);
+  });
+
+  it("serves a smaller request from a freed large block without reserving more", () => {
+    const arena = new Arena(region(0, 256 << 20));
+    const small = arena.alloc(1000);
+    const large = arena.alloc(40 << 20); // past the 16 MiB segment: a segment of its own
+    const reserved = arena.bytesReserved;
+    arena.free(large);
+    for (const bytes of [20 << 20, (40 << 20) - 100, 17 << 20]) {
+      const p = arena.alloc(bytes);
+      expect(p).toBe(large);
+      expect(arena.bytesReserved).toBe(reserved);
+      arena.free(p);
+    }
+    arena.free(small);
+    expect(arena.bytesInUse).toBe(0);
+  });
+
+  it("extends a freed block at its top when a larger request fits under the limit", () => {
+    // 64 MiB in all: 32 MiB freed at the top leaves room for 48 MiB only if that block is reused.
+    const arena = new Arena(region(0, 64 << 20));
+    const big = arena.alloc(32 << 20);
+    arena.free(big);
+    const bigger = arena.alloc(48 << 20);
+    expect(bigger).toBe(big);
+    expect(arena.bytesReserved).toBe(48 << 20);
+    arena.free(bigger);
+    expect(arena.alloc(64 << 20)).toBe(big); // the whole region, in one block
+  });
+
+  it("extends through the shared heap, and falls back to a fresh segment when another arena took the space above", () => {
+    const limit = HEAP_BASE + (160 << 20);
+    const memory = new WebAssembly.Memory({
+      initial: HEAP_BASE / PAGE_BYTES,
+      maximum: limit / PAGE_BYTES,
+      shared: true,
+    });
+    const heap = new SharedHeap(memory, limit, 0);
+    const a = new Arena(heap);
+    const other = new Arena(new SharedHeap(memory, limit, 1));
+    const p = a.alloc(32 << 20);
+    a.free(p);
+    const q = a.alloc(40 << 20); // 8 MiB more, reserved as a 16 MiB segment right above
+    expect(q).toBe(p);
+    expect(a.bytesReserved).toBe(48 << 20);
+    a.free(q);
+    const o = other.alloc(1); // the next 16 MiB above belong to the other arena
+    const r = a.alloc(60 << 20); // no room to extend in place: a fresh block, not overlapping o
+    expect(r === p || r >= o + (16 << 20) || r + (60 << 20) <= o).toBe(true);
+    expect(r).not.toBe(p);
+    a.free(r);
+    other.free(o);
   });
 
   it("never overlaps live blocks under random alloc/free sequences", () => {

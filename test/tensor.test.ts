@@ -1,5 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { keep, runtime, scope, type Tensor, tensor, zeros } from "../src/index.ts";
+import { full, ones } from "../src/core/fill.ts";
+import { runtime } from "../src/core/runtime.ts";
+import { keep, scope } from "../src/core/scope.ts";
+import { Tensor, tensor, zeros } from "../src/core/tensor.ts";
 
 describe("tensor", () => {
   it("copies typed arrays, numbers and nested arrays in and out", () => {
@@ -39,6 +42,55 @@ describe("tensor", () => {
     expect(() => tensor([1], [1], { dtype: "f8" as any })).toThrow(
       /dtype must be one of f64, f32, f16, bf16, i32, u8, got "f8"/,
     );
+  });
+
+  it("takes its dtype from a Float32/Float64/Int32/Uint8Array, refusing other typed arrays without one", () => {
+    const cases = [
+      [new Float32Array([1.5, -2]), "f32", [1.5, -2]],
+      [new Float64Array([0.1, 2 ** 40 + 0.5]), "f64", [0.1, 2 ** 40 + 0.5]],
+      [new Int32Array([2 ** 31 - 1, -7]), "i32", [2 ** 31 - 1, -7]],
+      [new Uint8Array([255, 3]), "u8", [255, 3]],
+    ] as const;
+    for (const [data, dtype, values] of cases) {
+      const t = tensor(data);
+      expect(t.dtype).toBe(dtype);
+      expect(t.toArray()).toEqual(values); // no trip through f32: 0.1 and 2^31 − 1 stay exact
+      t.dispose();
+    }
+    for (const data of [new Uint16Array(2), new Int16Array(2), new Int8Array(2), new Uint32Array(2)]) {
+      expect(() => tensor(data as any)).toThrow(
+        new RegExp(
+          `cannot infer a dtype from a ${data.constructor.name}.*pass \\{ dtype \\} \\(one of f64, f32, f16, bf16, i32, u8\\)`,
+        ),
+      );
+    }
+    expect(() => tensor(new Uint16Array(1))).toThrow(/f16 or bf16 bit patterns: say which/);
+    expect(() => tensor(new BigInt64Array(1) as any, [1], { dtype: "f32" })).toThrow(/BigInt64Array/);
+    // An explicit dtype converts, as before.
+    const c = tensor(new Int16Array([-3, 4]), [2], { dtype: "f32" });
+    expect([c.dtype, ...c.toArray()]).toEqual(["f32", -3, 4]);
+    const i = tensor(new Float64Array([1, 2]), [2], { dtype: "i32" });
+    expect(i.dtype).toBe("i32");
+    c.dispose();
+    i.dispose();
+  });
+
+  it("names the dtype argument and the allowed dtypes in zeros, full, ones and new Tensor", () => {
+    const allowed = 'must be one of f64, f32, f16, bf16, i32, u8, got "f8"';
+    expect(() => zeros([2], { dtype: "f8" as any })).toThrow(`zeros() option dtype ${allowed}`);
+    expect(() => full([2], 1, { dtype: "f8" as any })).toThrow(`full() option dtype ${allowed}`);
+    expect(() => ones([2], { dtype: "f8" as any })).toThrow(`ones() option dtype ${allowed}`);
+    expect(() => new Tensor([2], "f8" as any)).toThrow(`new Tensor() argument dtype ${allowed}`);
+    expect(() => zeros([2], { dtype: "float32" as any })).toThrow(
+      /zeros\(\) option dtype must be one of .*got "float32"/,
+    );
+    const before = runtime().arena.bytesInUse;
+    expect(() => zeros([2], { dtype: undefined as any, dtype2: "f32" } as any)).toThrow(/unknown option dtype2/);
+    expect(runtime().arena.bytesInUse).toBe(before);
+    scope(() => {
+      expect(zeros([3], { dtype: "i32" }).dtype).toBe("i32");
+      expect(ones([2], { dtype: "f64" }).toArray()).toEqual([1, 1]);
+    });
   });
 
   it("throws on use after dispose, and dispose is idempotent", () => {

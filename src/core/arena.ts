@@ -19,13 +19,15 @@ const alignUp = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
  * A thread's allocator over the shared memory: best fit from an address-ordered free list,
  * neighbours merged on free. Every block is ALIGN-aligned; a zero-byte request still gets a
  * distinct block. Bookkeeping is checked before anything changes, so a failed call leaves
- * the arena as it was.
+ * the arena's blocks as they were (it may keep a segment it reserved on the way, free).
  */
 export class Arena {
   private readonly free_: Block[] = [];
   private readonly live = new Map<number, number>();
   private inUse = 0;
   private reserved = 0;
+  /** End of the highest segment this arena reserved. */
+  private end = 0;
 
   constructor(private readonly source: SegmentSource) {}
 
@@ -75,7 +77,29 @@ export class Arena {
     return this.live.get(ptr);
   }
 
+  /**
+   * Takes address space for a block of `size` bytes and returns the index of a free block that
+   * fits. A free block that ends where this arena's last segment ends is extended rather than
+   * left aside: only the missing bytes are reserved, and when they come back adjacent (they do
+   * unless another thread reserved in between) the two merge. So a freed large block at the top
+   * serves any later request that fits in it plus what the limit still allows.
+   */
   private grow(size: number): number {
+    const tail = this.free_.at(-1);
+    if (tail !== undefined && tail.ptr + tail.size === this.end) {
+      let at = -1;
+      try {
+        at = this.reserve(size - tail.size);
+      } catch (e) {
+        if (!(e instanceof RangeError)) throw e; // out of memory for the rest: try a whole block below
+      }
+      if (at >= 0 && this.free_[at].size >= size) return at;
+    }
+    return this.reserve(size);
+  }
+
+  /** Reserves a segment of at least `size` bytes (a whole SEGMENT_BYTES where the limit allows). */
+  private reserve(size: number): number {
     let bytes = Math.max(size, SEGMENT_BYTES);
     let ptr: number;
     try {
@@ -86,6 +110,7 @@ export class Arena {
       ptr = this.source.reserve(bytes);
     }
     this.reserved += bytes;
+    this.end = Math.max(this.end, ptr + bytes);
     return this.insertFree(ptr, bytes);
   }
 

@@ -1,9 +1,27 @@
 import { parallelFor } from "./parallel.ts";
-import { checkShape, numberToBF16, numberToF16, type Shape, Tensor, type TensorOptions } from "./tensor.ts";
+import {
+  checkShape,
+  numberToBF16,
+  numberToF16,
+  type Shape,
+  Tensor,
+  type TensorOptions,
+  tensorOptions,
+} from "./tensor.ts";
 
 /** A new tensor with every element `value` (f32 through the WASM fill kernel, split over the pool). */
-export function full(shape: Shape, value: number, opts: TensorOptions = {}): Tensor {
-  const t = new Tensor(checkShape(shape, "full() argument shape"), opts.dtype ?? "f32");
+export function full(shape: Shape, value: number, opts?: TensorOptions): Tensor {
+  return fill("full()", shape, value, opts);
+}
+
+/** A new tensor of ones (f32 unless `dtype` says otherwise). */
+export const ones = (shape: Shape, opts?: TensorOptions): Tensor => fill("ones()", shape, 1, opts);
+
+function fill(op: string, shape: Shape, value: number, opts: TensorOptions | undefined): Tensor {
+  const dtype = tensorOptions(op, opts) ?? "f32";
+  if (typeof value !== "number")
+    throw new TypeError(`plait: ${op} argument value must be a number, got ${typeof value}`);
+  const t = new Tensor(checkShape(shape, `${op} argument shape`), dtype);
   if (t.dtype === "f32") {
     const ptr = t.ptr;
     parallelFor("c.fill_f32", t.size, (start, count) => [ptr + start * 4, value, count]);
@@ -12,5 +30,3 @@ export function full(shape: Shape, value: number, opts: TensorOptions = {}): Ten
   else t.data().fill(value);
   return t;
 }
-
-export const ones = (shape: Shape, opts: TensorOptions = {}) => full(shape, 1, opts);

@@ -2,6 +2,7 @@
 
 import type { Arena } from "./arena.ts";
 import { bytesOf, type DType } from "./dtype.ts";
+import { checkOptions } from "./options.ts";
 import { runtime } from "./runtime.ts";
 import { shapeStr, Tensor } from "./tensor.ts";
 
@@ -26,6 +27,8 @@ interface GemmKernel {
   out: DType;
 }
 
+const GEMM_OPTIONS = ["transA", "transB", "bias", "out", "accumulate", "threads"] as const;
+
 /** Input dtype (a and b alike) → kernel; the 16-bit types widen to f32 while packing. */
 const KERNELS: Partial<Record<DType, GemmKernel>> = {
   f32: { fn: "gemm_f32", scratchBytes: "gemm_f32_scratch_bytes", out: "f32" },
@@ -49,8 +52,15 @@ const COL_UNIT = 8;
  * f64 → f64, bf16 → f32 and f16 → f32 (f32 accumulation). Large products are split across
  * the kernel pool by rows or columns of C; each thread packs only its own share.
  */
-export function matmul(a: Tensor, b: Tensor, opts: GemmOptions = {}): Tensor {
-  const { transA = false, transB = false, bias, out, accumulate = false, threads } = opts;
+export function matmul(a: Tensor, b: Tensor, opts?: GemmOptions): Tensor {
+  const {
+    transA = false,
+    transB = false,
+    bias,
+    out,
+    accumulate = false,
+    threads,
+  } = checkOptions("matmul", opts, GEMM_OPTIONS);
   checkTensor("a", a);
   checkTensor("b", b);
   if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1)) {

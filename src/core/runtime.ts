@@ -4,6 +4,7 @@ import { SharedHeap } from "./heap.ts";
 import { instantiateKernels, type KernelInstance, type KernelModules } from "./instance.js";
 import { chooseVariant, compileKernels, type KernelVariant, readEnv } from "./kernels.ts";
 import * as layout from "./layout.ts";
+import { checkOptions } from "./options.ts";
 import { Pool } from "./pool.ts";
 
 export interface RuntimeOptions {
@@ -31,6 +32,8 @@ export interface Runtime {
   readonly threads: number;
 }
 
+const RUNTIME_OPTIONS = ["threads", "memoryLimit", "detectAnomaly"] as const;
+
 let options: RuntimeOptions = {};
 let current: Runtime | undefined;
 
@@ -44,24 +47,25 @@ function positiveInt(value: unknown, what: string): number {
 
 /** Sets runtime options; only before the first tensor or kernel call (detectAnomaly: at any time). */
 export function configure(opts: RuntimeOptions): void {
-  if (opts.detectAnomaly !== undefined && typeof opts.detectAnomaly !== "boolean") {
+  const o = checkOptions("configure()", opts, RUNTIME_OPTIONS);
+  if (o.detectAnomaly !== undefined && typeof o.detectAnomaly !== "boolean") {
     throw new TypeError(
-      `plait: configure({ detectAnomaly }) must be true or false, got ${JSON.stringify(opts.detectAnomaly)}`,
+      `plait: configure({ detectAnomaly }) must be true or false, got ${JSON.stringify(o.detectAnomaly)}`,
     );
   }
-  if (opts.threads !== undefined) positiveInt(opts.threads, "configure({ threads })");
-  if (opts.memoryLimit !== undefined) {
+  if (o.threads !== undefined) positiveInt(o.threads, "configure({ threads })");
+  if (o.memoryLimit !== undefined) {
     const max = layout.MAXIMUM_PAGES * layout.PAGE_BYTES;
-    if (!Number.isInteger(opts.memoryLimit) || opts.memoryLimit <= layout.HEAP_BASE || opts.memoryLimit > max) {
+    if (!Number.isInteger(o.memoryLimit) || o.memoryLimit <= layout.HEAP_BASE || o.memoryLimit > max) {
       throw new RangeError(
-        `plait: configure({ memoryLimit }) must be an integer in (${layout.HEAP_BASE}, ${max}], got ${opts.memoryLimit}`,
+        `plait: configure({ memoryLimit }) must be an integer in (${layout.HEAP_BASE}, ${max}], got ${o.memoryLimit}`,
       );
     }
   }
-  if (current && Object.keys(opts).some((k) => k !== "detectAnomaly")) {
+  if (current && Object.keys(o).some((k) => k !== "detectAnomaly")) {
     throw new Error("plait: configure() must be called before the first tensor or kernel call");
   }
-  options = { ...options, ...opts };
+  options = { ...options, ...o };
 }
 
 /** Whether anomaly mode is on (configure({ detectAnomaly: true })). */

@@ -1,4 +1,5 @@
-import { type AnyTypedArray, arrayTypeOf, bytesOf, checkDType, type DType } from "./dtype.ts";
+import { type AnyTypedArray, arrayTypeOf, bytesOf, checkDType, DTYPES, type DType } from "./dtype.ts";
+import { checkOptions } from "./options.ts";
 import { runtime } from "./runtime.ts";
 import { OWNED, track, untrack } from "./scope.ts";
 
@@ -36,7 +37,9 @@ export class Tensor {
     readonly dtype: DType,
   ) {
     this.size = sizeOf(shape);
-    this.byteLength = this.size * bytesOf(dtype);
+    const bytes = bytesOf(dtype);
+    if (bytes === undefined) checkDType(dtype, "new Tensor() argument dtype");
+    this.byteLength = this.size * bytes;
     this.ptr_ = runtime().arena.alloc(this.byteLength);
     track(this);
   }
@@ -95,16 +98,49 @@ export interface TensorOptions {
   dtype?: DType;
 }
 
+const TENSOR_OPTIONS = ["dtype"] as const;
+
+/** The options of tensor(), zeros(), full() and ones(), checked: only `dtype`, one of DTYPES. */
+export function tensorOptions(op: string, opts: TensorOptions | undefined): DType | undefined {
+  const { dtype } = checkOptions(op, opts, TENSOR_OPTIONS);
+  return dtype === undefined ? undefined : checkDType(dtype, `${op} option dtype`);
+}
+
 type NestedNumbers = number | readonly NestedNumbers[];
+
+/** The dtype a typed array holds without conversion; Uint16Array (f16 or bf16 bits) is ambiguous. */
+const INFERRED: readonly [abstract new (...args: never) => unknown, DType][] = [
+  [Float32Array, "f32"],
+  [Float64Array, "f64"],
+  [Int32Array, "i32"],
+  [Uint8Array, "u8"],
+];
+
+function dtypeFromData(data: ArrayBufferView): DType {
+  for (const [Ctor, dtype] of INFERRED) if (data instanceof Ctor) return dtype;
+  const kind = data.constructor?.name ?? Object.prototype.toString.call(data);
+  const hint = data instanceof Uint16Array ? " (f16 or bf16 bit patterns: say which)" : "";
+  throw new TypeError(
+    `plait: tensor() cannot infer a dtype from a ${kind}${hint}; pass { dtype } (one of ${DTYPES.join(", ")}), or give a Float32Array (f32), Float64Array (f64), Int32Array (i32), Uint8Array (u8) or an array of numbers (f32)`,
+  );
+}
 
 /**
  * Copies `data` into a new tensor. `data` is a typed array or (nested) number array; `shape`
- * defaults to the nesting of `data`. Values are converted to `dtype` (default f32; for f16 and
- * bf16, numbers are rounded to nearest even, while a Uint16Array is taken as bit patterns).
+ * defaults to the nesting of `data`. Without `dtype`, a Float32Array, Float64Array, Int32Array
+ * or Uint8Array gives its own dtype (f32, f64, i32, u8), numbers give f32, and any other typed
+ * array is refused. Values are converted to `dtype` (for f16 and bf16, numbers are rounded to
+ * nearest even, while a Uint16Array is taken as bit patterns).
  */
-export function tensor(data: AnyTypedArray | NestedNumbers, shape?: Shape, opts: TensorOptions = {}): Tensor {
-  const dtype = opts.dtype === undefined ? "f32" : checkDType(opts.dtype, "tensor() option dtype");
-  const flat = ArrayBuffer.isView(data) ? data : flatten(data);
+export function tensor(data: AnyTypedArray | NestedNumbers, shape?: Shape, opts?: TensorOptions): Tensor {
+  const view = ArrayBuffer.isView(data);
+  if (view && (data instanceof DataView || data instanceof BigInt64Array || data instanceof BigUint64Array)) {
+    throw new TypeError(
+      `plait: tensor() argument data must be a typed array of numbers or an array of numbers, got a ${data.constructor.name}`,
+    );
+  }
+  const dtype = tensorOptions("tensor()", opts) ?? (view ? dtypeFromData(data) : "f32");
+  const flat = view ? data : flatten(data);
   const s = shape === undefined ? inferShape(data) : checkShape(shape, "tensor() argument shape");
   if (flat.length !== sizeOf(s)) {
     throw new RangeError(`plait: tensor() got ${flat.length} values for shape ${shapeStr(s)} (${sizeOf(s)} elements)`);
@@ -118,8 +154,9 @@ export function tensor(data: AnyTypedArray | NestedNumbers, shape?: Shape, opts:
   return t;
 }
 
-export function zeros(shape: Shape, opts: TensorOptions = {}): Tensor {
-  const t = new Tensor(checkShape(shape, "zeros() argument shape"), opts.dtype ?? "f32");
+export function zeros(shape: Shape, opts?: TensorOptions): Tensor {
+  const dtype = tensorOptions("zeros()", opts) ?? "f32";
+  const t = new Tensor(checkShape(shape, "zeros() argument shape"), dtype);
   new Uint8Array(runtime().memory.buffer, t.ptr, t.byteLength).fill(0);
   return t;
 }
