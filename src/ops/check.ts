@@ -1,12 +1,44 @@
 import type { DType } from "../core/dtype.ts";
-import { type Shape, shapeStr, Tensor } from "../core/tensor.ts";
+import { detectingAnomalies } from "../core/runtime.ts";
+import { bf16ToNumber, f16ToNumber, type Shape, shapeStr, Tensor } from "../core/tensor.ts";
 
 // Argument checks shared by the ops. Every message names the op, the argument, what was
 // expected and what came.
 
+/**
+ * Checks that `t` is a tensor. Values are not looked at: inf and NaN flow through the ops to
+ * the loss and the gradients, where a loss scaler skips the step. In anomaly mode
+ * (configure({ detectAnomaly: true })) every op's inputs are scanned as well, and the first
+ * non-finite element is an error naming the op and the argument.
+ */
 export function checkTensor(op: string, arg: string, t: unknown): Tensor {
   if (!(t instanceof Tensor)) throw new TypeError(`plait: ${op}: argument ${arg} must be a Tensor, got ${describe(t)}`);
+  if (detectingAnomalies()) checkFinite(op, `argument ${arg}`, t);
   return t;
+}
+
+/** Throws if float tensor `t` holds an inf or NaN, naming the op, `what` and the first such element. */
+export function checkFinite(op: string, what: string, t: Tensor): void {
+  const i = firstNonFinite(t);
+  if (i < 0) return;
+  const raw = t.data()[i];
+  const value = t.dtype === "f16" ? f16ToNumber(raw) : t.dtype === "bf16" ? bf16ToNumber(raw) : raw;
+  throw new RangeError(
+    `plait: ${op}: ${what} has a non-finite value ${value} at flat index ${i} of ${t.describe()} (anomaly mode: configure({ detectAnomaly: true }))`,
+  );
+}
+
+/** The flat index of the first inf or NaN element of `t`, or -1 (always for integer tensors). */
+export function firstNonFinite(t: Tensor): number {
+  const data = t.data();
+  const n = data.length;
+  if (t.dtype === "f32" || t.dtype === "f64") {
+    for (let i = 0; i < n; i++) if (!Number.isFinite(data[i])) return i;
+  } else if (t.dtype === "f16" || t.dtype === "bf16") {
+    const exponent = t.dtype === "f16" ? 0x7c00 : 0x7f80; // all ones: inf or NaN
+    for (let i = 0; i < n; i++) if ((data[i] & exponent) === exponent) return i;
+  }
+  return -1;
 }
 
 /** Checks that `t` has one of `dtypes`; returns its dtype. */

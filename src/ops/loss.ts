@@ -1,3 +1,4 @@
+import { detectingAnomalies } from "../core/runtime.ts";
 import { shapeStr, type Tensor } from "../core/tensor.ts";
 import { checkDTypeIn, checkRank, checkSameDType, checkSameShape, checkTensor } from "./check.ts";
 import { as } from "./kernels.ts";
@@ -9,7 +10,8 @@ const FLOATS = ["f32", "f64"] as const;
 /**
  * Mean softmax cross-entropy of `logits` [batch, classes] against integer `labels` [batch]
  * (i32, each in [0, classes)): a scalar. Fused and stable (max-subtracted log-sum-exp); the
- * backward pass gives (softmax − onehot) / batch. Non-finite logits are an error, not a loss.
+ * backward pass gives (softmax − onehot) / batch. Non-finite logits give a non-finite loss and
+ * gradients (for a loss scaler to skip the step), unless anomaly mode is on.
  */
 export function softmaxCrossEntropy(logits: Tensor, labels: Tensor): Tensor {
   const op = "softmaxCrossEntropy";
@@ -36,7 +38,7 @@ export function softmaxCrossEntropy(logits: Tensor, labels: Tensor): Tensor {
   }
   const fn = dtype === "f32" ? k.softmax_xent_f32 : k.softmax_xent_f64;
   const value: number = fn(logits.ptr, labels.ptr, rows, cols, 0, 0);
-  if (!Number.isFinite(value)) throw nonFinite(op, "the loss", [["logits", logits]]);
+  checkLoss(op, value);
   const out = scalar(value, dtype);
   const tape = tapeFor(logits);
   if (tape) {
@@ -52,7 +54,10 @@ export function softmaxCrossEntropy(logits: Tensor, labels: Tensor): Tensor {
   return out;
 }
 
-/** Mean squared error (1/n) Σ (pred − target)² over all elements: a scalar. */
+/**
+ * Mean squared error (1/n) Σ (pred − target)² over all elements: a scalar. Non-finite inputs
+ * (or an overflowing sum) give a non-finite loss and gradients, unless anomaly mode is on.
+ */
 export function mse(pred: Tensor, target: Tensor): Tensor {
   const op = "mse";
   checkTensor(op, "pred", pred);
@@ -64,12 +69,7 @@ export function mse(pred: Tensor, target: Tensor): Tensor {
   if (n === 0) throw new RangeError(`plait: ${op}: argument pred is empty; the mean over no elements is undefined`);
   const fn = dtype === "f32" ? as().mse_f32 : as().mse_f64;
   const value: number = fn(pred.ptr, target.ptr, n, 0, 0);
-  if (!Number.isFinite(value)) {
-    throw nonFinite(op, "the loss", [
-      ["pred", pred],
-      ["target", target],
-    ]);
-  }
+  checkLoss(op, value);
   const out = scalar(value, dtype);
   const tape = tapeFor(pred, target);
   if (tape) {
@@ -87,19 +87,12 @@ export function mse(pred: Tensor, target: Tensor): Tensor {
 }
 
 /**
- * The error for a non-finite loss: names the first non-finite element of the inputs (a scan
- * that runs only on this error path), or says the loss itself overflowed.
+ * Anomaly mode only: a non-finite loss is an error. Its inputs were scanned already (checkTensor),
+ * so the loss itself overflowed.
  */
-function nonFinite(op: string, what: string, inputs: [string, Tensor][]): RangeError {
-  for (const [name, t] of inputs) {
-    const data = t.data();
-    for (let i = 0; i < data.length; i++) {
-      if (!Number.isFinite(data[i])) {
-        return new RangeError(
-          `plait: ${op}: argument ${name} has a non-finite value ${data[i]} at flat index ${i}; refusing to compute a loss from it`,
-        );
-      }
-    }
-  }
-  return new RangeError(`plait: ${op}: ${what} overflowed to a non-finite value though every input is finite`);
+function checkLoss(op: string, value: number): void {
+  if (Number.isFinite(value) || !detectingAnomalies()) return;
+  throw new RangeError(
+    `plait: ${op}: the loss overflowed to ${value} though every input is finite (anomaly mode: configure({ detectAnomaly: true }))`,
+  );
 }
