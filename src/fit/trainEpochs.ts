@@ -1,3 +1,4 @@
+import { checkOptions } from "../core/options.ts";
 import { scope } from "../core/scope.ts";
 import type { StepOut } from "../step/contract.ts";
 import type { Trainer, TrainState } from "../step/train.ts";
@@ -35,14 +36,26 @@ export interface TrainEpochsOptions<B> {
   progressTo?: ProgressSink;
 }
 
+const TRAIN_EPOCHS_OPTIONS = [
+  "trainer",
+  "state",
+  "epochs",
+  "batches",
+  "evaluate",
+  "onStep",
+  "progress",
+  "progressTo",
+] as const;
+
 /**
  * Runs the training loop: each batch is made inside a scope (its tensors freed after the step),
  * stepped through the trainer, reported to `onStep`; after each epoch, `evaluate` runs and the
  * epoch's record is kept. Returns the final state and the history.
  */
 export async function trainEpochs<B>(
-  opts: TrainEpochsOptions<B>,
+  options: TrainEpochsOptions<B>,
 ): Promise<{ state: TrainState; history: EpochRecord[] }> {
+  const opts = checkOptions("trainEpochs", options, TRAIN_EPOCHS_OPTIONS);
   const progress = new Progress(opts.progress ?? "none", opts.progressTo ?? process.stderr, opts.epochs);
   let state = opts.state;
   const history: EpochRecord[] = [];

@@ -1,3 +1,4 @@
+import { checkOptions } from "../core/options.ts";
 import type { Tree } from "../core/tree.ts";
 import { runUpdate } from "./half.ts";
 import { checkLearningRate, checkNumber, lrAt } from "./hyper.ts";
@@ -37,7 +38,10 @@ export function adamw(options: AdamOptions): Optimizer {
   return adamFamily("adamw", options, 0.01);
 }
 
-function adamFamily(kind: OptimizerKind, options: AdamOptions, defaultDecay: number): Optimizer {
+const ADAM_OPTIONS = ["lr", "beta1", "beta2", "eps", "weightDecay"] as const;
+
+function adamFamily(kind: OptimizerKind, opts: AdamOptions, defaultDecay: number): Optimizer {
+  const options = checkOptions(kind, opts, ADAM_OPTIONS);
   const lr = checkLearningRate(kind, options.lr);
   const beta1 = checkNumber(kind, "beta1", options.beta1 ?? 0.9, { min: 0, max: 1, maxOpen: true });
   const beta2 = checkNumber(kind, "beta2", options.beta2 ?? 0.999, { min: 0, max: 1, maxOpen: true });

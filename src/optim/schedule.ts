@@ -1,5 +1,6 @@
 // Learning-rate schedules: plain functions of the optimizer's step count (0 on the first update),
 // each matching an optax schedule, composable with joinSchedules.
+import { checkOptions } from "../core/options.ts";
 import { checkNumber, show } from "./hyper.ts";
 import type { Schedule } from "./types.ts";
 
@@ -21,7 +22,8 @@ export function constant(lr: number): Schedule {
  * init_value = start, end_value = peak, transition_steps = warmupSteps; unlike optax, 0 warmup
  * steps means `peak` from the first step).
  */
-export function linearWarmup(options: { peak: number; warmupSteps: number; start?: number }): Schedule {
+export function linearWarmup(opts: { peak: number; warmupSteps: number; start?: number }): Schedule {
+  const options = checkOptions("linearWarmup", opts, ["peak", "warmupSteps", "start"]);
   const peak = checkNumber("linearWarmup", "peak", options.peak);
   const start = checkNumber("linearWarmup", "start", options.start ?? 0);
   const steps = checkSteps("linearWarmup", "warmupSteps", options.warmupSteps, 0);
@@ -34,7 +36,8 @@ export function linearWarmup(options: { peak: number; warmupSteps: number; start
  * Half a cosine from `init` down to `alpha·init` over `decaySteps`, then constant
  * (optax.cosine_decay_schedule with init_value = init, decay_steps, alpha, exponent 1).
  */
-export function cosineDecay(options: { init: number; decaySteps: number; alpha?: number }): Schedule {
+export function cosineDecay(opts: { init: number; decaySteps: number; alpha?: number }): Schedule {
+  const options = checkOptions("cosineDecay", opts, ["init", "decaySteps", "alpha"]);
   const init = checkNumber("cosineDecay", "init", options.init);
   const alpha = checkNumber("cosineDecay", "alpha", options.alpha ?? 0);
   const steps = checkSteps("cosineDecay", "decaySteps", options.decaySteps, 1);
@@ -72,13 +75,14 @@ export function joinSchedules(schedules: readonly Schedule[], boundaries: readon
  * `decaySteps` (which counts the warmup), then `end` (optax.warmup_cosine_decay_schedule with
  * init_value = start, peak_value = peak, warmup_steps, decay_steps, end_value = end).
  */
-export function warmupCosine(options: {
+export function warmupCosine(opts: {
   peak: number;
   warmupSteps: number;
   decaySteps: number;
   end?: number;
   start?: number;
 }): Schedule {
+  const options = checkOptions("warmupCosine", opts, ["peak", "warmupSteps", "decaySteps", "end", "start"]);
   const peak = checkNumber("warmupCosine", "peak", options.peak);
   const end = checkNumber("warmupCosine", "end", options.end ?? 0);
   const start = checkNumber("warmupCosine", "start", options.start ?? 0);

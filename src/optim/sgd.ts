@@ -1,3 +1,4 @@
+import { checkOptions } from "../core/options.ts";
 import type { Tree } from "../core/tree.ts";
 import { runUpdate } from "./half.ts";
 import { checkBoolean, checkLearningRate, checkNumber, lrAt } from "./hyper.ts";
@@ -14,6 +15,8 @@ export interface SgdOptions {
   dampening?: number;
 }
 
+const SGD_OPTIONS = ["lr", "momentum", "nesterov", "weightDecay", "dampening"] as const;
+
 /**
  * Stochastic gradient descent with torch.optim.SGD's update rule (see kernels/as/optim_sgd.ts):
  *
@@ -23,8 +26,9 @@ export interface SgdOptions {
  *
  * State slots: `{ momentum }` (torch's momentum_buffer) when momentum ≠ 0, none otherwise.
  */
-export function sgd(options: SgdOptions): Optimizer {
+export function sgd(opts: SgdOptions): Optimizer {
   const op = "sgd";
+  const options = checkOptions(op, opts, SGD_OPTIONS);
   const lr = checkLearningRate(op, options.lr);
   const momentum = checkNumber(op, "momentum", options.momentum ?? 0, { min: 0 });
   const dampening = checkNumber(op, "dampening", options.dampening ?? 0);
