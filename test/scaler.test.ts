@@ -89,6 +89,25 @@ describe("DeepSpeed DynamicLossScaler semantics", () => {
     expect(() => run(at1, [false])).toThrow(/already at its minimum \(1\)/);
   });
 
+  it("halves to the floor, not past it, when half the scale is below the minimum (hand-computed)", () => {
+    // scale 4, minimum 3: 4 / 2 = 2 < 3, so the floor gives 3 (DeepSpeed: max(cur_scale / 2, min_scale)).
+    const s = deepspeedScaler({ initialScalePower: 2, minLossScale: 3, hysteresis: 1, lossScaleWindow: 1000 });
+    expect(s.scale).toBe(4);
+    const floored = run(s, [false]);
+    expect(floored).toMatchObject({ scale: 3, iter: 1, lastOverflowIter: 0 });
+    expect(() => run(floored, [false])).toThrow(/already at its minimum \(3\)/);
+    // With hysteresis 2 the first overflow only spends it; the second lands on the same floor.
+    const h = run(deepspeedScaler({ initialScalePower: 2, minLossScale: 3, hysteresis: 2 }), [false, false]);
+    expect(h).toMatchObject({ scale: 3, curHysteresis: 1 });
+    // From the floor, a full window of finite steps doubles it: 3 → 6 (not 2 → 4).
+    const grown = run(deepspeedScaler({ initialScalePower: 2, minLossScale: 3, hysteresis: 1, lossScaleWindow: 2 }), [
+      false,
+      true,
+      true,
+    ]);
+    expect(grown.scale).toBe(6);
+  });
+
   it("matches DeepSpeed's documented update_scale on random overflow patterns", () => {
     fc.assert(
       fc.property(
