@@ -1,6 +1,4 @@
-import { mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { join, resolve } from "node:path";
 import type { Comm } from "../comm/types.ts";
 import { keep } from "../core/scope.ts";
 import { Tensor } from "../core/tensor.ts";
@@ -21,21 +19,14 @@ import { sgd } from "../optim/sgd.ts";
 import type { Precision } from "../precision/policy.ts";
 import { withPrecision } from "../precision/precision.ts";
 import type { Step } from "../step/contract.ts";
-import { type Trainer, train } from "../step/train.ts";
+import { type Trainer, type TrainState, train } from "../step/train.ts";
 import { withDDP } from "../strategy/ddp.ts";
-import { type DPStep, withDP } from "../strategy/dp.ts";
+import { withDP } from "../strategy/dp.ts";
 import { withFSDP } from "../strategy/fsdp.ts";
 import type { StrategyName } from "../strategy/names.ts";
-import type { ShardedStep } from "../strategy/sharded.ts";
 import { withZeRO, type ZeROStage } from "../strategy/zero.ts";
 import type { Flags } from "./args.ts";
-import { lineChart } from "./chart.ts";
-import { accuracy, type DEMO_FLAGS } from "./demo.ts";
-
-interface Batch {
-  x: Tensor;
-  y: Tensor;
-}
+import { accuracy, type Batch, type DEMO_FLAGS, totals, writeReport } from "./demo-common.ts";
 
 /** What every rank needs to train (structured-cloned to the workers). */
 interface RankArgs {
@@ -83,7 +74,7 @@ export async function demoDistributed(flags: Flags<typeof DEMO_FLAGS>): Promise<
     `plait demo: MLP 784→${args.hidden}→10 on MNIST digits, ${devices} ranks (${strategy}), global batch ${batchSize} (${batchSize / devices} per rank), ${args.epochs} epochs, ${args.precision}\n`,
   );
   const [main] = await spawn<EpochRecord[]>(new URL(import.meta.url), "demoRank", { devices, args });
-  writeReport(flags, args, devices, main);
+  report(flags, args, devices, main);
 }
 
 /** One rank of the distributed demo; rank 0 returns the history (with test accuracy), the others []. */
@@ -91,25 +82,32 @@ export async function demoRank(ctx: RankContext, a: RankArgs): Promise<EpochReco
   const data = loadMnist({ seed: a.seed });
   const model = mlp([784, a.hidden, 10]);
   const loss = (params: Tree, b: Batch) => softmaxCrossEntropy(model.apply(params, b.x), b.y);
-  const { step, zero, dp } = distribute(a.strategy, withPrecision(valueAndGrad(loss), a.precision));
+  const dp = a.strategy === "dp";
+  const trainer = train(
+    distribute(a.strategy, withPrecision(valueAndGrad(loss), a.precision)),
+    sgd({ lr: a.lr, momentum: a.momentum }),
+    {
+      comm: ctx.comm,
+    },
+  );
+  // every rank: params checked equal in shape, rank 0's broadcast, sharded under ZeRO/FSDP
+  const state = await trainer.init(model.init(new Rng(a.seed)) as unknown as Tree);
   if (dp && !ctx.isMain) {
-    await dp.serve(ctx.comm); // rank 0 alone trains; this rank computes its slice of each batch
+    await trainer.serve(state); // rank 0 alone trains; this rank computes its slice of each batch
     return [];
   }
   // DDP, ZeRO, FSDP: each rank takes its shard of every global batch; DP: rank 0 takes it whole
   const shards = dp ? 1 : ctx.worldSize;
-  const trainer = train(step, sgd({ lr: a.lr, momentum: a.momentum }), { comm: ctx.comm });
   const batcher = new Batcher(data.train.n, {
     batchSize: a.batchSize / shards,
     seed: a.seed,
     rank: dp ? 0 : ctx.rank,
     worldSize: shards,
   });
-  const init = model.init(new Rng(a.seed)) as unknown as Tree;
-  const ranked = rankTrainer(trainer, ctx.comm, zero, batcher.batchesPerEpoch, !dp);
-  const { history } = await trainEpochs<Batch>({
+  const ranked = rankTrainer(trainer, ctx.comm, batcher.batchesPerEpoch, !dp);
+  const { history, state: last } = await trainEpochs<Batch>({
     trainer: ranked,
-    state: trainer.init(zero ? await zero.shard(init, ctx.comm) : init),
+    state,
     epochs: a.epochs,
     batches: (epoch) => {
       const order = batcher.batches(epoch - 1);
@@ -122,62 +120,50 @@ export async function demoRank(ctx: RankContext, a: RankArgs): Promise<EpochReco
         size: (b) => b.y.size * shards, // the global batch's samples
       };
     },
-    evaluate: ctx.isMain
-      ? (s) => ({ testAccuracy: accuracy(model, ranked.fullParams() ?? s.params, data.test) })
-      : undefined,
+    evaluate: ctx.isMain ? () => ({ testAccuracy: accuracy(model, ranked.fullParams()!, data.test) }) : undefined,
     progress: ctx.isMain ? a.progress : "none",
   });
-  await dp?.stop(ctx.comm);
+  if (dp) await trainer.stop(last);
   return ctx.isMain ? history : [];
 }
 
-function distribute<B>(
-  strategy: StrategyName,
-  step: Step<B>,
-): { step: Step<B>; zero?: ShardedStep<B>; dp?: DPStep<B> } {
+function distribute<B>(strategy: StrategyName, step: Step<B>): Step<B> {
   switch (strategy) {
     case "ddp":
-      return { step: withDDP(step) };
-    case "dp": {
-      const dp = withDP(step);
-      return { step: dp, dp };
-    }
-    case "fsdp": {
-      const fsdp = withFSDP(step);
-      return { step: fsdp, zero: fsdp };
-    }
+      return withDDP(step);
+    case "dp":
+      return withDP(step);
+    case "fsdp":
+      return withFSDP(step);
     case "zero1":
     case "zero2":
-    case "zero3": {
-      const zero = withZeRO(step, { stage: Number(strategy.slice(4)) as ZeROStage });
-      return { step: zero, zero };
-    }
+    case "zero3":
+      return withZeRO(step, { stage: Number(strategy.slice(4)) as ZeROStage });
   }
 }
 
 /**
  * The trainer as every rank runs it: with `meanLoss`, each step's reported loss is its mean over
- * ranks (the global batch's loss); under ZeRO and FSDP, where train holds shards, every rank
- * all-gathers the full params after an epoch's last step, for rank 0 to evaluate (fullParams).
+ * ranks (the global batch's loss); after an epoch's last step every rank gathers the full params
+ * (all-gathered under ZeRO and FSDP, where train holds shards), for rank 0 to evaluate (fullParams).
  */
 function rankTrainer<B>(
   trainer: Trainer<B>,
   comm: Comm,
-  zero: ShardedStep<B> | undefined,
   stepsPerEpoch: number,
   meanLoss: boolean,
 ): Trainer<B> & { fullParams(): Tree | undefined } {
   let steps = 0;
   let full: Tree | undefined;
-  const ranked = async (state: Parameters<Trainer<B>>[0], batch: B) => {
+  const ranked = async (state: TrainState, batch: B) => {
     const r = await trainer(state, batch);
     const t = new Tensor([1], "f64");
     try {
       t.data()[0] = r.out.loss;
       if (meanLoss) await comm.allReduce(t, "avg");
-      if (zero && ++steps % stepsPerEpoch === 0) {
+      if (++steps % stepsPerEpoch === 0) {
         for (const leaf of full ? treeLeaves(full) : []) leaf.dispose();
-        full = await zero.gather(r.state.params, comm);
+        full = await trainer.gather(r.state);
         for (const leaf of treeLeaves(full)) keep(leaf); // outlives the step's scope, until the next epoch's
       }
       return { ...r, out: { ...r.out, loss: t.data()[0] } };
@@ -185,7 +171,8 @@ function rankTrainer<B>(
       t.dispose();
     }
   };
-  return Object.assign(ranked, { init: trainer.init, fullParams: () => full });
+  const { init, gather, restore, serve, stop, step } = trainer;
+  return Object.assign(ranked, { init, gather, restore, serve, stop, step, fullParams: () => full });
 }
 
 function parseDevicesFlag(raw: string): number {
@@ -197,38 +184,15 @@ function parseDevicesFlag(raw: string): number {
   return n;
 }
 
-/** The single-device demo's outputs: history.json and mnist.svg under --out, then a summary line or --json. */
-function writeReport(flags: Flags<typeof DEMO_FLAGS>, a: RankArgs, devices: number, history: EpochRecord[]): void {
-  const last = history.at(-1)!;
-  const seconds = history.reduce((t, h) => t + h.seconds, 0);
-  const samples = history.reduce((t, h) => t + h.samples, 0);
+function report(flags: Flags<typeof DEMO_FLAGS>, a: RankArgs, devices: number, history: EpochRecord[]): void {
   const summary = {
     precision: a.precision,
-    testAccuracy: last.metrics.testAccuracy,
+    ...totals(history),
     epochs: a.epochs,
     batchSize: a.batchSize,
-    samplesPerSec: samples / seconds,
-    finalLoss: last.loss,
-    skippedSteps: history.reduce((t, h) => t + h.skipped, 0),
     devices,
     strategy: a.strategy,
   };
-  const dir = resolve(flags.out!, `mnist-${new Date().toISOString().replace(/[:.]/g, "-")}`);
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, "history.json"), `${JSON.stringify({ summary, history }, null, 2)}\n`);
   const title = `plait demo: MLP 784-${a.hidden}-10, ${devices} ranks (${a.strategy}), batch ${a.batchSize}, SGD lr ${a.lr} momentum ${a.momentum}, ${a.precision}`;
-  writeFileSync(
-    join(dir, "mnist.svg"),
-    lineChart(title, [
-      { label: "training loss", series: [{ name: "loss", values: history.map((h) => h.loss) }] },
-      { label: "test accuracy", series: [{ name: "accuracy", values: history.map((h) => h.metrics.testAccuracy) }] },
-    ]),
-  );
-  if (flags.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
-  else {
-    process.stderr.write(
-      `test accuracy ${(summary.testAccuracy * 100).toFixed(2)}%  (${summary.samplesPerSec.toFixed(0)} samples/s)\n`,
-    );
-    process.stderr.write(`chart: ${join(dir, "mnist.svg")}\n`);
-  }
+  writeReport(flags, summary, history, title);
 }

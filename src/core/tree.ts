@@ -127,3 +127,57 @@ function buildNode(node: Node, it: Iterator<Tensor>, segs: Segments): Tree {
   for (let i = 0; i < out.length; i++) obj[node.keys[i]] = out[i];
   return obj;
 }
+
+/** A tree of new tensors with the same structure, dtypes, shapes and bits (the caller owns them). */
+export function copyTree(tree: Tree): Tree {
+  const { leaves, def } = treeFlatten(tree);
+  return treeUnflatten(
+    def,
+    leaves.map((t) => {
+      const c = new Tensor(t.shape, t.dtype);
+      c.data().set(t.data() as never);
+      return c;
+    }),
+  );
+}
+
+/** The path of every leaf ("params.layers[0].w"), in treeFlatten's order (object keys sorted). */
+export function leafPaths(tree: Tree, root = "params"): string[] {
+  const out: string[] = [];
+  const walk = (t: Tree, path: string) => {
+    if (t instanceof Tensor) out.push(path);
+    else if (Array.isArray(t)) for (const [i, c] of t.entries()) walk(c, `${path}[${i}]`);
+    else for (const k of Object.keys(t).sort()) walk((t as Record<string, Tree>)[k], `${path}.${k}`);
+  };
+  walk(tree, root);
+  return out;
+}
+
+/**
+ * A tree's structure as JSON-able data: the tree with each leaf replaced by its index in
+ * treeFlatten's order. It travels in messages and checkpoints; `fromSkeleton` rebuilds a tree.
+ */
+export type Skeleton = number | readonly Skeleton[] | { readonly [key: string]: Skeleton };
+
+export function skeletonOf(tree: Tree): Skeleton {
+  let i = 0;
+  const walk = (t: Tree): Skeleton => {
+    if (t instanceof Tensor) return i++;
+    if (Array.isArray(t)) return t.map(walk);
+    const o = t as Record<string, Tree>;
+    return Object.fromEntries(
+      Object.keys(o)
+        .sort()
+        .map((k) => [k, walk(o[k])]),
+    );
+  };
+  return walk(tree);
+}
+
+/** The tree of `skeleton`'s structure with `leaves[i]` where it holds index i. */
+export function fromSkeleton(skeleton: Skeleton, leaves: readonly Tensor[]): Tree {
+  if (typeof skeleton === "number") return leaves[skeleton];
+  if (Array.isArray(skeleton)) return skeleton.map((s) => fromSkeleton(s, leaves));
+  const o = skeleton as Record<string, Skeleton>;
+  return Object.fromEntries(Object.keys(o).map((k) => [k, fromSkeleton(o[k], leaves)]));
+}

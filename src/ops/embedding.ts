@@ -1,6 +1,6 @@
 import { bytesOf } from "../core/dtype.ts";
 import { shapeStr, Tensor } from "../core/tensor.ts";
-import { isHalf, toDType } from "./castInto.ts";
+import { isHalf, toDType } from "../core/castInto.ts";
 import { checkDTypeIn, checkRank, checkTensor } from "./check.ts";
 import { as } from "./kernels.ts";
 import { tapeFor } from "./tape.ts";

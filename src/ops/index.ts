@@ -1,13 +1,17 @@
 // Differentiable ops and reverse-mode autodiff (src/ops): the public surface of this layer.
 export { gelu, relu, sigmoid, tanh } from "./activation.ts";
-export { add, mul, scale, sub } from "./arith.ts";
-export { castInto } from "./castInto.ts";
+export { add, div, fma, mul, scale, sub } from "./arith.ts";
+export { cast } from "./cast.ts";
+export { clamp } from "./clamp.ts";
+export { castInto } from "../core/castInto.ts";
 export { dropout, type UniformSource } from "./dropout.ts";
 export { embedding } from "./embedding.ts";
 export { layerNorm } from "./layerNorm.ts";
 export { linear, type MatmulOptions, matmul } from "./linear.ts";
 export { mse, softmaxCrossEntropy } from "./loss.ts";
-export { mean, sum } from "./reduce.ts";
+export { max, maxAbs, mean, sum, sumSquares } from "./reduce.ts";
 export { reshape, transpose } from "./shape.ts";
+export { logSoftmax, softmax } from "./softmax.ts";
 export type { Backward, GradBuffer, GradSink } from "./tape.ts";
+export { exp, log } from "./unary.ts";
 export { type GradContext, type LossAndGrads, valueAndGrad } from "./valueAndGrad.ts";

@@ -1,7 +1,7 @@
 import * as gemm from "../core/gemm.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { colSums } from "./broadcast.ts";
-import { type HalfDType, isHalf, toDType } from "./castInto.ts";
+import { type HalfDType, isHalf, toDType } from "../core/castInto.ts";
 import { checkTensor } from "./check.ts";
 import { type GradSink, tapeFor } from "./tape.ts";
 

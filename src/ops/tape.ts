@@ -1,7 +1,8 @@
 import type { DType } from "../core/dtype.ts";
+import { setTapeProbe } from "../core/taped.ts";
 import { Tensor } from "../core/tensor.ts";
 import { addInto, copyOf } from "./accumulate.ts";
-import { isHalf } from "./castInto.ts";
+import { isHalf } from "../core/castInto.ts";
 
 /**
  * The dtype of x's gradient: x's own, except that f16/bf16 tensors (half compute copies of
@@ -190,14 +191,22 @@ export function tapeFor(a: Tensor, b?: Tensor, c?: Tensor): Tape | null {
     : null;
 }
 
-/** Runs `fn` with `tape` recording; nested calls record on the innermost tape only. */
+/** Whether any tape in progress records `t`: what core's raw kernels ask before they run (core/taped.ts). */
+const recorded = (t: Tensor): boolean => tapes.some((tape) => tape.tracks(t));
+
+/**
+ * Runs `fn` with `tape` recording; nested calls record on the innermost tape only. While any
+ * tape records, the raw `core.*` kernels refuse the tensors it tracks.
+ */
 export function withTape<T>(tape: Tape, fn: () => T): T {
   tapes.push(tape);
   active = tape;
+  setTapeProbe(recorded);
   try {
     return fn();
   } finally {
     tapes.pop();
     active = tapes.at(-1) ?? null;
+    if (active === null) setTapeProbe(null);
   }
 }

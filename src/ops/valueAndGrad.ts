@@ -3,7 +3,7 @@ import { full } from "../core/fill.ts";
 import { scope } from "../core/scope.ts";
 import { shapeStr, Tensor, zeros } from "../core/tensor.ts";
 import { type Tree, treeFlatten, treeUnflatten } from "../core/tree.ts";
-import { isHalf } from "./castInto.ts";
+import { isHalf } from "../core/castInto.ts";
 import { gradDTypeOf, Tape, withTape } from "./tape.ts";
 
 /** What an outer transform hands the step (the rest of the step contract's Ctx is ignored here). */

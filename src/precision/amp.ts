@@ -1,10 +1,14 @@
-import type { Step } from "../step/contract.ts";
-import { withParamDType } from "../step/paramDType.ts";
-import { ComputeCopies } from "./computeCopies.ts";
+import type { HalfDType } from "../core/castInto.ts";
+import { checkOptions } from "../core/options.ts";
+import type { Step, StepLike } from "../step/contract.ts";
+import { transform } from "../step/transform.ts";
+import { computeCopies } from "./computeCopies.ts";
 import { gradsInF32 } from "./gradDTypes.ts";
-import { withLossScaling } from "./lossScaling.ts";
-import { checkPrecision, halfDTypeOf, type MixedPrecision, mixedPolicy } from "./policy.ts";
+import { lossScaling } from "./lossScaling.ts";
+import { type CastPolicy, checkPrecision, halfDTypeOf, type MixedPrecision, mixedPolicy } from "./policy.ts";
+import type { LossScaler } from "./scaler.ts";
 import { resolveScaler, type ScalerOption } from "./scalerOption.ts";
+import { castParams } from "./castParams.ts";
 
 export interface AmpOptions {
   precision: MixedPrecision;
@@ -18,10 +22,11 @@ export interface AmpOptions {
 
 /**
  * Automatic mixed precision (Lightning's "16-mixed" / "bf16-mixed"). The params `train` holds
- * stay f32 (the masters, the optimizer's); each step computes with half copies of the f32 leaves
- * of two or more dimensions (the weights; biases and norm gains stay f32), cached per master and
- * recast in place every step. Ops with a half operand round their f32 operands to it and compute
- * in half with f32 accumulation (see ops/linear.ts); the grads come back f32.
+ * are f32 (the masters, the optimizer's; init casts other float leaves to f32); each step
+ * computes with half copies of the f32 leaves of two or more dimensions (the weights; biases and
+ * norm gains stay f32), cast from the masters for the step and freed after it. Ops with a half
+ * operand round their f32 operands to it and compute in half with f32 accumulation (see
+ * ops/linear.ts); the grads come back f32.
  *
  * 16-mixed scales the loss: the scaler's state is under the key "amp" in the step state, the
  * inner step runs with ctx.lossScale = its scale, and the grads are unscaled (inv =
@@ -29,12 +34,13 @@ export interface AmpOptions {
  * overflow (out.skip), and the scale adjusted; out.metrics.lossScale is the scale the step used.
  * bf16 needs no scaler (it has f32's exponent range) and refuses one, as Lightning does.
  */
-export function withAMP<B>(step: Step<B>, opts: AmpOptions): Step<B> {
+export function withAMP<B>(step: StepLike<B>, opts: AmpOptions): Step<B> {
   if (opts === null || typeof opts !== "object") {
     throw new TypeError(
       `plait: withAMP: options must be an object like { precision: "16-mixed" }, got ${String(opts)}`,
     );
   }
+  checkOptions("withAMP", opts, ["precision", "scaler"]);
   const precision = checkPrecision("withAMP", opts.precision, ["16-mixed", "bf16-mixed"] as const);
   const half = halfDTypeOf(precision);
   if (half === "bf16" && opts.scaler !== undefined) {
@@ -42,11 +48,30 @@ export function withAMP<B>(step: Step<B>, opts: AmpOptions): Step<B> {
       `plait: withAMP: bf16-mixed takes no loss scaler (bf16 has f32's exponent range; Lightning rejects one too), got scaler ${JSON.stringify(opts.scaler)}`,
     );
   }
-  const copies = new ComputeCopies("withAMP", half, mixedPolicy);
-  const compute: Step<B> = (params, batch, ctx) =>
-    step(copies.refresh(params), batch, { ...ctx, computeDType: half, paramsCopiedBy: "withAMP" });
   const scaler = half === "f16" ? resolveScaler("withAMP", opts.scaler) : undefined;
-  const scaled =
-    scaler && scaler.kind !== "none" ? withLossScaling(compute, "withAMP", "amp", scaler) : gradsInF32(compute);
-  return withParamDType(scaled, "f32");
+  return halfCompute(step, { op: "withAMP", key: "amp", half, policy: mixedPolicy, scaler });
+}
+
+/**
+ * The engine of withAMP and of withPrecision's master weights: f32 masters held by train (init
+ * casts to f32), half compute copies for the leaves `policy` picks, each step's grads in f32,
+ * and loss scaling when a scaler other than noScaler() is given.
+ */
+export function halfCompute<B>(
+  step: StepLike<B>,
+  o: { op: string; key: string; half: HalfDType; policy: CastPolicy; scaler?: LossScaler },
+): Step<B> {
+  const ls = o.scaler && o.scaler.kind !== "none" ? lossScaling(o.op, o.key, o.scaler) : undefined;
+  return transform(step, {
+    name: o.op,
+    key: ls?.key,
+    initState: ls?.initState,
+    init: (params, _ctx, inner) => castParams(params, "f32", inner),
+    enter(params, batch, ctx) {
+      const copies = computeCopies(o.op, params, o.half, o.policy);
+      const inner = { ...ctx, computeDType: o.half, paramsCopiedBy: o.op };
+      return { params: copies.tree, batch, ctx: ls ? ls.enter(inner) : inner, release: copies.release };
+    },
+    update: (out, ctx) => (ls ? ls.update(out, ctx) : gradsInF32(out)),
+  });
 }

@@ -1,72 +1,38 @@
+import { castInto, type HalfDType } from "../core/castInto.ts";
 import { isFloat } from "../core/dtype.ts";
-import { keep } from "../core/scope.ts";
 import { Tensor } from "../core/tensor.ts";
 import { type Tree, treeFlatten, treeUnflatten } from "../core/tree.ts";
-import { castInto, type HalfDType } from "../ops/castInto.ts";
 import type { CastPolicy } from "./policy.ts";
 
-interface Cached {
-  /** The master leaves the tree was built from (checked by identity each step). */
-  leaves: Tensor[];
-  tree: Tree;
-  /** master → its half copy, for the leaves the policy casts. */
-  pairs: [Tensor, Tensor][];
-}
-
-/** Frees a half copy once its master is garbage-collected. */
-const release = new FinalizationRegistry<Tensor>((copy) => copy.dispose());
-
 /**
- * The half compute copies of master params. Each master leaf the policy picks gets one copy,
- * made on first use and then recast in place from the master on every `refresh` (one pass over
- * the weights per step, no allocation); the other leaves are passed as they are. The tree of
- * copies is cached per params object too, so a step costs one identity check per leaf.
+ * The params one step computes with: `masters` with each leaf the policy picks replaced by a
+ * new half copy (one cast pass per weight), and a `release` that frees the copies after the
+ * step. Nothing is kept between steps, so the copies can never go stale or outlive their masters.
  */
-export class ComputeCopies {
-  private readonly copies = new WeakMap<Tensor, Tensor>();
-  private readonly trees = new WeakMap<object, Cached>();
-
-  constructor(
-    private readonly op: string,
-    readonly dtype: HalfDType,
-    private readonly policy: CastPolicy,
-  ) {}
-
-  /** The params to compute with: `params` with the policy's leaves replaced by fresh half copies. */
-  refresh(params: Tree): Tree {
-    const cached = this.cachedFor(params);
-    for (const [master, copy] of cached.pairs) castInto(master, copy);
-    return cached.tree;
-  }
-
-  private cachedFor(params: Tree): Cached {
-    const { leaves, def } = treeFlatten(params);
-    const have = this.trees.get(params);
-    if (have && have.leaves.length === leaves.length && have.leaves.every((l, i) => l === leaves[i])) return have;
-    const pairs: [Tensor, Tensor][] = [];
+export function computeCopies(
+  op: string,
+  masters: Tree,
+  dtype: HalfDType,
+  policy: CastPolicy,
+): { tree: Tree; release: () => void } {
+  const { leaves, def } = treeFlatten(masters);
+  const made: Tensor[] = [];
+  try {
     const compute = leaves.map((leaf, i) => {
       if (isFloat(leaf.dtype) && leaf.dtype !== "f32") {
         throw new TypeError(
-          `plait: ${this.op}: params leaf ${i} is ${leaf.describe()}; the f32 master params must be f32 (train.init casts them when the step says so)`,
+          `plait: ${op}: params leaf ${i} is ${leaf.describe()}; the master params must be f32 (its init casts them; start from trainer.init)`,
         );
       }
-      if (!this.policy(leaf)) return leaf;
-      const copy = this.copyOf(leaf);
-      pairs.push([leaf, copy]);
+      if (!policy(leaf)) return leaf;
+      const copy = new Tensor(leaf.shape, dtype);
+      made.push(copy);
+      castInto(leaf, copy);
       return copy;
     });
-    const cached = { leaves, tree: treeUnflatten(def, compute), pairs };
-    this.trees.set(params, cached);
-    return cached;
-  }
-
-  private copyOf(master: Tensor): Tensor {
-    let copy = this.copies.get(master);
-    if (copy === undefined) {
-      copy = keep(new Tensor(master.shape, this.dtype)); // outlives every scope: freed with its master
-      this.copies.set(master, copy);
-      release.register(master, copy);
-    }
-    return copy;
+    return { tree: treeUnflatten(def, compute), release: () => made.forEach((t) => t.dispose()) };
+  } catch (e) {
+    for (const t of made) t.dispose();
+    throw e;
   }
 }

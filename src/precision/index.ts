@@ -1,6 +1,4 @@
-export { type AccumulationState, withAccumulation } from "./accumulate.ts";
 export { type AmpOptions, withAMP } from "./amp.ts";
-export { type ClipOptions, withGradClip } from "./clip.ts";
 export { unscale } from "./lossScaling.ts";
 export { type CastPolicy, mixedPolicy, PRECISIONS, type Precision, wholePolicy } from "./policy.ts";
 export { type PrecisionOptions, withPrecision } from "./precision.ts";

@@ -1,48 +1,66 @@
 import { unscaleAndCheckFinite } from "../core/cast.ts";
 import { Tensor } from "../core/tensor.ts";
 import { type Tree, treeFlatten, treeUnflatten } from "../core/tree.ts";
-import { type Ctx, type Step, type StepOut, stateOf, withState } from "../step/contract.ts";
-import { wrapStep } from "../step/paramDType.ts";
+import { type Ctx, type StepOut, stateOf, withState } from "../step/contract.ts";
 import { adjustScaler, type LossScaler } from "./scaler.ts";
 import { checkScaler } from "./scalerOption.ts";
 
 /**
- * Dynamic loss scaling around `step` (torch's GradScaler loop as a transform): the scaler lives
- * in the step state under `key` (`initial` on the first step); the inner step gets
- * ctx.lossScale = its scale and returns grads multiplied by it (gradScale); those are unscaled
- * in one fused pass with the finite check (half grads widened to f32 on the way), every rank
- * takes the same skip decision through ctx.comm, and the scaler is adjusted. Reports
- * metrics.lossScale = the scale this step used. An accumulating step passes through untouched.
+ * Dynamic loss scaling (torch's GradScaler loop) as the parts of a transform: the scaler lives
+ * in the step state under `key` (`initial` from init); `enter` hands the inner step
+ * ctx.lossScale = its scale, so it returns grads multiplied by it (gradScale); `update` unscales
+ * them in one fused pass with the finite check (half grads widened to f32 on the way), takes the
+ * same skip decision on every rank through ctx.comm, and adjusts the scaler. It reports
+ * metrics.lossScale = the scale this step used.
  */
-export function withLossScaling<B>(step: Step<B>, op: string, key: string, initial: LossScaler): Step<B> {
-  return wrapStep(step, async (params, batch, ctx) => {
-    if (ctx.lossScale !== 1) {
-      throw new Error(
-        `plait: ${op}: the loss is already scaled (ctx.lossScale ${ctx.lossScale}): one step takes one loss scaler, so loss-scaling transforms do not nest`,
-      );
+export interface LossScaling {
+  readonly key: string;
+  initState(): LossScaler;
+  enter(ctx: Ctx): Ctx;
+  update(out: StepOut, ctx: Ctx): Promise<StepOut>;
+}
+
+export function lossScaling(op: string, key: string, initial: LossScaler): LossScaling {
+  const current = (ctx: Ctx) => {
+    const s = stateOf<LossScaler>(ctx, key);
+    if (s === undefined) {
+      throw new Error(`plait: ${op}: ctx.state.${key} (the loss scaler) is missing: start from trainer.init(params)`);
     }
-    const scaler = checkScaler(op, stateOf<LossScaler>(ctx, key) ?? initial, `ctx.state.${key}`);
-    const scale = scaler.scale;
-    const out = await step(params, batch, { ...ctx, lossScale: scale });
-    if (out.accumulating) return out;
-    const inner = out.gradScale ?? 1;
-    if (inner !== scale && inner !== 1) {
-      throw new Error(
-        `plait: ${op}: the inner step returned gradScale ${inner}, expected ${scale} (the loss scale it was given) or 1 (unscaled)`,
-      );
-    }
-    // Grads already unscaled (gradScale 1) are not unscaled again: the pass only checks them.
-    const { grads, finite } = unscaleLeaves(out.grads, inner);
-    const overflow = await overflowOnAnyRank(ctx, finite);
-    const next: StepOut = {
-      ...out,
-      grads,
-      gradScale: 1,
-      skip: out.skip === true || overflow,
-      metrics: { ...out.metrics, lossScale: scale },
-    };
-    return withState(next, key, adjustScaler(scaler, !overflow));
-  });
+    return checkScaler(op, s, `ctx.state.${key}`);
+  };
+  return {
+    key,
+    initState: () => initial,
+    enter(ctx) {
+      if (ctx.lossScale !== 1) {
+        throw new Error(
+          `plait: ${op}: the loss is already scaled (ctx.lossScale ${ctx.lossScale}): one step takes one loss scaler, so loss-scaling transforms do not nest`,
+        );
+      }
+      return { ...ctx, lossScale: current(ctx).scale };
+    },
+    async update(out, ctx) {
+      const scaler = current(ctx);
+      const scale = scaler.scale;
+      const inner = out.gradScale ?? 1;
+      if (inner !== scale && inner !== 1) {
+        throw new Error(
+          `plait: ${op}: the inner step returned gradScale ${inner}, expected ${scale} (the loss scale it was given) or 1 (unscaled)`,
+        );
+      }
+      // Grads already unscaled (gradScale 1) are not unscaled again: the pass only checks them.
+      const { grads, finite } = unscaleLeaves(out.grads, inner);
+      const overflow = await overflowOnAnyRank(ctx, finite);
+      const next: StepOut = {
+        ...out,
+        grads,
+        gradScale: 1,
+        skip: overflow,
+        metrics: { ...out.metrics, lossScale: scale },
+      };
+      return withState(next, key, adjustScaler(scaler, !overflow));
+    },
+  };
 }
 
 /**

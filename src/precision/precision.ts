@@ -1,17 +1,20 @@
 import { cast } from "../core/cast.ts";
 import { isFloat } from "../core/dtype.ts";
+import { checkOptions } from "../core/options.ts";
 import { Tensor } from "../core/tensor.ts";
 import { treeFlatten } from "../core/tree.ts";
-import type { Step } from "../step/contract.ts";
-import { withParamDType } from "../step/paramDType.ts";
-import { withAMP } from "./amp.ts";
-import { ComputeCopies } from "./computeCopies.ts";
-import { gradsInF32, gradsLikeParams } from "./gradDTypes.ts";
-import { withLossScaling } from "./lossScaling.ts";
+import type { Step, StepLike } from "../step/contract.ts";
+import { transform } from "../step/transform.ts";
+import { halfCompute, withAMP } from "./amp.ts";
+import { castParams } from "./castParams.ts";
+import { gradsLikeParams } from "./gradDTypes.ts";
+import { lossScaling } from "./lossScaling.ts";
 import { checkPrecision, halfDTypeOf, PRECISIONS, type Precision, wholePolicy } from "./policy.ts";
 import { resolveScaler, type ScalerOption } from "./scalerOption.ts";
 
 export interface PrecisionOptions {
+  /** The precision, when the options are given as one object: withPrecision(step, { precision: "16-true" }). */
+  precision?: Precision;
   /**
    * 16-true / bf16-true only (Apex O2-like): train holds f32 master params, updated by the
    * optimizer; the step computes with half copies of all of them, and the grads come back f32.
@@ -21,9 +24,13 @@ export interface PrecisionOptions {
   scaler?: ScalerOption;
 }
 
+const OP = "withPrecision";
+
 /**
- * Runs `step` in one of Lightning's precisions. The params train holds take the precision's
- * dtype (train.init casts them: the step carries it as its paramDType):
+ * Runs `step` in one of Lightning's precisions, given as a string (`withPrecision(step,
+ * "bf16-true", { masterWeights: true })`) or in the options (`withPrecision(step, { precision:
+ * "bf16-true", masterWeights: true })`, the form withAMP takes). The params train holds take the
+ * precision's dtype (the init casts them):
  * - "32-true": f32, nothing else changes.
  * - "64-true": f64 params and f64 kernels end to end; float tensors in the batch are cast to
  *   f64 for the step (Lightning's convert_input).
@@ -34,79 +41,102 @@ export interface PrecisionOptions {
  *   half an ulp of its param is lost (the known behaviour of pure half training). With
  *   `masterWeights: true` train holds f32 masters instead, which keep those small updates.
  */
-export function withPrecision<B>(step: Step<B>, precision: Precision, opts: PrecisionOptions = {}): Step<B> {
-  const p = checkPrecision("withPrecision", precision, PRECISIONS);
-  const { masterWeights, scaler } = checkOptions(opts);
+export function withPrecision<B>(
+  step: StepLike<B>,
+  precision: Precision | PrecisionOptions,
+  opts?: PrecisionOptions,
+): Step<B> {
+  const o = optionsOf(precision, opts);
+  const p = checkPrecision(OP, o.precision, PRECISIONS);
+  const { masterWeights, scaler } = o;
   if (p === "16-mixed" || p === "bf16-mixed") {
     if (masterWeights !== undefined) {
       throw new TypeError(
-        `plait: withPrecision: option masterWeights applies to "16-true" and "bf16-true"; "${p}" always keeps f32 master params`,
+        `plait: ${OP}: option masterWeights applies to "16-true" and "bf16-true"; "${p}" always keeps f32 master params`,
       );
     }
-    return withAMP(step, { precision: p, scaler });
+    return withAMP(step, scaler === undefined ? { precision: p } : { precision: p, scaler });
   }
   if (p === "32-true" || p === "64-true") {
     if (masterWeights !== undefined || scaler !== undefined) {
       const which = masterWeights !== undefined ? "masterWeights" : "scaler";
-      throw new TypeError(`plait: withPrecision: option ${which} does not apply to "${p}"`);
+      throw new TypeError(`plait: ${OP}: option ${which} does not apply to "${p}"`);
     }
-    return p === "32-true" ? withParamDType((ps, b, ctx) => step(ps, b, ctx), "f32") : inF64(step);
+    return p === "32-true"
+      ? transform(step, { name: OP, init: (params, _ctx, inner) => castParams(params, "f32", inner) })
+      : inF64(step);
   }
   const dtype = halfDTypeOf(p);
   if (dtype === "bf16" && scaler !== undefined) {
     throw new TypeError(
-      `plait: withPrecision: "bf16-true" takes no loss scaler (bf16 has f32's exponent range), got scaler ${JSON.stringify(scaler)}`,
+      `plait: ${OP}: "bf16-true" takes no loss scaler (bf16 has f32's exponent range), got scaler ${JSON.stringify(scaler)}`,
     );
   }
   // A scaler of kind "none" means no loss scaling (torch's GradScaler(enabled=False)).
-  const resolved = scaler === undefined ? undefined : resolveScaler("withPrecision", scaler);
-  const scaled = <S>(s: Step<S>, otherwise: (s: Step<S>) => Step<S>) =>
-    resolved && resolved.kind !== "none" ? withLossScaling(s, "withPrecision", "precision", resolved) : otherwise(s);
-  if (masterWeights) {
-    const copies = new ComputeCopies("withPrecision", dtype, wholePolicy);
-    const compute: Step<B> = (params, batch, ctx) =>
-      step(copies.refresh(params), batch, { ...ctx, computeDType: dtype, paramsCopiedBy: "withPrecision" });
-    return withParamDType(scaled(compute, gradsInF32), "f32");
-  }
-  const inHalf: Step<B> = (params, batch, ctx) => {
-    for (const [i, leaf] of treeFlatten(params).leaves.entries()) {
-      if (isFloat(leaf.dtype) && leaf.dtype !== dtype) {
-        throw new TypeError(
-          `plait: withPrecision: params leaf ${i} is ${leaf.describe()}, expected ${dtype} under "${p}" (train.init casts params to a step's paramDType; a transform wrapping this step must pass it on with wrapStep)`,
-        );
+  const resolved = scaler === undefined ? undefined : resolveScaler(OP, scaler);
+  if (masterWeights)
+    return halfCompute(step, { op: OP, key: "precision", half: dtype, policy: wholePolicy, scaler: resolved });
+  const ls = resolved && resolved.kind !== "none" ? lossScaling(OP, "precision", resolved) : undefined;
+  return transform(step, {
+    name: OP,
+    key: ls?.key,
+    initState: ls?.initState,
+    init: (params, _ctx, inner) => castParams(params, dtype, inner),
+    enter(params, batch, ctx) {
+      for (const [i, leaf] of treeFlatten(params).leaves.entries()) {
+        if (isFloat(leaf.dtype) && leaf.dtype !== dtype) {
+          throw new TypeError(
+            `plait: ${OP}: params leaf ${i} is ${leaf.describe()}, expected ${dtype} under "${p}" (its init casts the params: start from trainer.init)`,
+          );
+        }
       }
-    }
-    return step(params, batch, { ...ctx, computeDType: dtype });
-  };
-  return withParamDType(gradsLikeParams(scaled(inHalf, (s) => s)), dtype);
+      const inner = { ...ctx, computeDType: dtype };
+      return { params, batch, ctx: ls ? ls.enter(inner) : inner };
+    },
+    update: async (out, ctx, entered) => gradsLikeParams(ls ? await ls.update(out, ctx) : out, entered.params),
+  });
 }
 
-function checkOptions(opts: PrecisionOptions): PrecisionOptions {
-  if (opts === null || typeof opts !== "object") {
-    throw new TypeError(`plait: withPrecision: options must be an object, got ${String(opts)}`);
+/** The options of either call form, checked, with the precision in them. */
+function optionsOf(precision: Precision | PrecisionOptions, opts: PrecisionOptions | undefined): PrecisionOptions {
+  if (precision !== null && typeof precision === "object") {
+    if (opts !== undefined) {
+      throw new TypeError(
+        `plait: ${OP}: give the options once: withPrecision(step, "16-true", { masterWeights }) or withPrecision(step, { precision: "16-true", masterWeights })`,
+      );
+    }
+    checkOptions(OP, precision, ["precision", "masterWeights", "scaler"]);
+    if (precision.precision === undefined) {
+      throw new TypeError(`plait: ${OP}: option precision is missing; it is one of ${PRECISIONS.join(", ")}`);
+    }
+    return checkMasterWeights(precision);
   }
-  const unknown = Object.keys(opts).filter((k) => k !== "masterWeights" && k !== "scaler");
-  if (unknown.length > 0) {
-    throw new TypeError(`plait: withPrecision: unknown options ${unknown.join(", ")}; it takes masterWeights, scaler`);
-  }
-  if (opts.masterWeights !== undefined && typeof opts.masterWeights !== "boolean") {
-    throw new TypeError(
-      `plait: withPrecision: option masterWeights must be a boolean, got ${String(opts.masterWeights)}`,
-    );
-  }
-  return opts;
+  return checkMasterWeights({ ...checkOptions(OP, opts, ["masterWeights", "scaler"]), precision });
 }
 
-/** "64-true": f64 params (train.init), and the batch's float tensors cast to f64 for the step. */
-function inF64<B>(step: Step<B>): Step<B> {
-  return withParamDType(async (params, batch, ctx) => {
-    const made: Tensor[] = [];
-    try {
-      return await step(params, toF64(batch, made) as B, { ...ctx, computeDType: "f64" });
-    } finally {
-      for (const t of made) t.dispose();
-    }
-  }, "f64");
+function checkMasterWeights(o: PrecisionOptions): PrecisionOptions {
+  if (o.masterWeights !== undefined && typeof o.masterWeights !== "boolean") {
+    throw new TypeError(`plait: ${OP}: option masterWeights must be a boolean, got ${String(o.masterWeights)}`);
+  }
+  return o;
+}
+
+/** "64-true": f64 params (init), and the batch's float tensors cast to f64 for the step. */
+function inF64<B>(step: StepLike<B>): Step<B> {
+  return transform(step, {
+    name: OP,
+    init: (params, _ctx, inner) => castParams(params, "f64", inner),
+    enter(params, batch, ctx) {
+      const made: Tensor[] = [];
+      const wide = toF64(batch, made) as B;
+      return {
+        params,
+        batch: wide,
+        ctx: { ...ctx, computeDType: "f64" },
+        release: () => made.forEach((t) => t.dispose()),
+      };
+    },
+  });
 }
 
 /** `x` with every float tensor in it (through arrays and plain objects) cast to f64. */

@@ -1,3 +1,15 @@
-export { type Ctx, type Step, type StepOut, stateOf, type Transform, withState } from "./contract.ts";
-export { paramDTypeOf, withParamDType, wrapStep } from "./paramDType.ts";
+export { type AccumulationState, withAccumulation } from "./accumulate.ts";
+export { type ClipOptions, withGradClip } from "./clip.ts";
+export {
+  type Ctx,
+  type Init,
+  type InitCtx,
+  type Step,
+  type StepFn,
+  type StepLike,
+  type StepOut,
+  stateOf,
+  withState,
+} from "./contract.ts";
+export { type Entered, type TransformSpec, toStep, transform } from "./transform.ts";
 export { type Trainer, type TrainOptions, type TrainState, train } from "./train.ts";

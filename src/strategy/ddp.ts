@@ -1,6 +1,7 @@
+import { checkOptions } from "../core/options.ts";
 import { treeLeaves } from "../core/tree.ts";
-import type { Step } from "../step/contract.ts";
-import { wrapStep } from "../step/paramDType.ts";
+import type { Step, StepLike } from "../step/contract.ts";
+import { transform } from "../step/transform.ts";
 import { allReduceBuckets, bucketLimits, planBuckets } from "./buckets.ts";
 import { enterStrategy } from "./nesting.ts";
 import { syncParams } from "./syncParams.ts";
@@ -15,11 +16,10 @@ export interface DDPOptions {
 /**
  * Distributed data parallel (torch's DDP as a transform): every rank runs `step` on its own
  * shard of the global batch, and the gradients are replaced by their mean over ranks
- * (ctx.comm, "avg"), reduced in buckets in reverse parameter order. Before the first step with
- * a params tree, every rank's params are checked to have the same structure, shapes and dtypes
- * (an error names the rank and tensor) and rank 0's values are broadcast into them. When the
- * params are a precision transform's compute copies (withAMP(withDDP(s))), a broadcast would not
- * last, so their values are checked equal to rank 0's instead.
+ * (ctx.comm, "avg"), reduced in buckets in reverse parameter order. Its init checks that every
+ * rank's params (as the inner init returns them: f32 masters under withAMP, cast ones under
+ * withPrecision) have the same structure, shapes and dtypes (an error names the rank and
+ * tensor), and broadcasts rank 0's values into them.
  *
  * Accumulating outputs pass through without communication, so withDDP(withAccumulation(s, k))
  * reduces once per window (no_sync). Skipped outputs pass through too: a skip is a global
@@ -27,22 +27,21 @@ export interface DDPOptions {
  * still carry a loss scale (withAMP outside) are reduced as they are: the mean of scaled grads
  * is the scaled mean, exactly, since the scale is a power of two.
  */
-export function withDDP<B>(step: Step<B>, opts: DDPOptions = {}): Step<B> {
-  if (opts === null || typeof opts !== "object") {
-    throw new TypeError(`plait: withDDP: options must be an object like { bucketMB: 25 }, got ${String(opts)}`);
-  }
-  const limits = bucketLimits("withDDP", opts);
-  const synced = new WeakSet<object>();
-  return wrapStep(step, async (params, batch, ctx) => {
-    const inner = enterStrategy("withDDP", ctx);
-    if (!synced.has(params)) {
-      await syncParams("withDDP", params, ctx.comm, ctx.paramsCopiedBy);
-      synced.add(params);
-    }
-    const out = await step(params, batch, inner);
-    if (out.accumulating || out.skip || ctx.worldSize === 1) return out;
-    const leaves = treeLeaves(out.grads);
-    await allReduceBuckets(ctx.comm, leaves, planBuckets(leaves, limits), "avg");
-    return out;
+export function withDDP<B>(step: StepLike<B>, opts?: DDPOptions): Step<B> {
+  const limits = bucketLimits("withDDP", checkOptions("withDDP", opts, ["bucketMB", "firstBucketMB"]));
+  return transform(step, {
+    name: "withDDP",
+    async init(params, ctx, inner) {
+      const done = await inner(params);
+      await syncParams("withDDP", done.params, ctx.comm);
+      return done;
+    },
+    enter: (params, batch, ctx) => ({ params, batch, ctx: enterStrategy("withDDP", ctx) }),
+    async update(out, ctx) {
+      if (ctx.worldSize === 1) return out;
+      const leaves = treeLeaves(out.grads);
+      await allReduceBuckets(ctx.comm, leaves, planBuckets(leaves, limits), "avg");
+      return out;
+    },
   });
 }

@@ -1,11 +1,10 @@
-import { withAccumulation } from "../precision/accumulate.ts";
 import { withAMP } from "../precision/amp.ts";
-import { withGradClip } from "../precision/clip.ts";
 import { deepspeedScaler, type LossScaler, staticScaler } from "../precision/scaler.ts";
-import type { Step } from "../step/contract.ts";
-import { wrapStep } from "../step/paramDType.ts";
+import { withAccumulation } from "../step/accumulate.ts";
+import { withGradClip } from "../step/clip.ts";
+import type { Step, StepLike } from "../step/contract.ts";
 import { withDDP } from "./ddp.ts";
-import { withZeRO, type ZeROStage, type ZeROStep } from "./zero.ts";
+import { withZeRO, type ZeROStage } from "./zero.ts";
 
 /** The keys of a DeepSpeed JSON config that plait maps (DeepSpeed's own names and meanings). */
 export interface DeepSpeedConfig {
@@ -32,7 +31,7 @@ export interface DeepSpeedConfig {
 /** What a DeepSpeed config turns into: the composed step and the batch sizes to feed it. */
 export interface DeepSpeedPlan<B> {
   /** withGradClip(strategy(withAMP(withAccumulation(step)))), each only where the config asks for it. */
-  step: Step<B> | ZeROStep<B>;
+  step: Step<B>;
   /** Samples per rank per call of the step (train_micro_batch_size_per_gpu). */
   microBatchSize: number | undefined;
   gradientAccumulationSteps: number;
@@ -80,7 +79,7 @@ const FP16_KEYS = [
  * one is derived from the others) and returned for the data loader. Keys it does not map are
  * refused, so nothing in a config is silently ignored (except ZeRO's communication tuning).
  */
-export function withDeepSpeed<B>(step: Step<B>, config: DeepSpeedConfig, worldSize = 1): DeepSpeedPlan<B> {
+export function withDeepSpeed<B>(step: StepLike<B>, config: DeepSpeedConfig, worldSize = 1): DeepSpeedPlan<B> {
   const c = object(config, "config");
   unknownKeys(c, TOP_KEYS, "config");
   const batch = batchSizes(c, worldSize);
@@ -95,19 +94,14 @@ export function withDeepSpeed<B>(step: Step<B>, config: DeepSpeedConfig, worldSi
     throw new RangeError(`plait: ${OP}: gradient_clipping must be a finite number ≥ 0, got ${JSON.stringify(clip)}`);
   }
 
-  let s: Step<B> = batch.gas > 1 ? withAccumulation(step, batch.gas) : step;
+  let s: StepLike<B> = batch.gas > 1 ? withAccumulation(step, batch.gas) : step;
   const precision = precisionOf(c);
   if (precision) s = withAMP(s, precision);
-  const zero = stage === 0 ? undefined : withZeRO(s, { stage: stage as ZeROStage });
-  const strategy = zero ?? withDDP(s);
-  s = strategy;
-  if (clip > 0) {
-    // outside the strategy: the global norm of the reduced gradient; a ZeRO step keeps its shard/gather
-    const clipped = wrapStep(strategy, withGradClip(strategy, { maxNorm: clip }));
-    s = zero ? Object.assign(clipped, { stage: zero.stage, shard: zero.shard, gather: zero.gather }) : clipped;
-  }
+  s = stage === 0 ? withDDP(s) : withZeRO(s, { stage: stage as ZeROStage });
+  // outside the strategy: the global norm of the reduced gradient
+  const composed = clip > 0 ? withGradClip(s, { maxNorm: clip }) : (s as Step<B>);
   return {
-    step: s,
+    step: composed,
     microBatchSize: batch.micro,
     gradientAccumulationSteps: batch.gas,
     trainBatchSize: batch.train,

@@ -1,23 +1,14 @@
-import type { Comm } from "../comm/types.ts";
+import { broadcastText, describeTree, rebuildTree } from "../comm/treeMessage.ts";
 import { shardRange } from "../comm/types.ts";
 import { scale } from "../core/arith.ts";
 import { runtime } from "../core/runtime.ts";
 import { keep } from "../core/scope.ts";
 import { Tensor } from "../core/tensor.ts";
 import { type Tree, treeLeaves } from "../core/tree.ts";
-import type { Ctx, Step, StepOut } from "../step/contract.ts";
-import { wrapStep } from "../step/paramDType.ts";
+import type { Ctx, InitCtx, Step, StepLike, StepOut } from "../step/contract.ts";
+import { toStep, transform } from "../step/transform.ts";
 import { allReduceBuckets, bucketLimits, planBuckets } from "./buckets.ts";
 import { enterStrategy } from "./nesting.ts";
-import { broadcastText, describeTree, rebuildTree } from "./treeMessage.ts";
-
-/** withDP's step: rank 0 trains with it; every other rank serves it. */
-export interface DPStep<B> extends Step<B> {
-  /** On every rank but 0: runs this rank's slice of each batch rank 0 steps on, until rank 0 calls stop(). */
-  serve(comm: Comm): Promise<void>;
-  /** On rank 0, after training: ends the other ranks' serve(). */
-  stop(comm: Comm): Promise<void>;
-}
 
 const OP = "withDP";
 const LIMITS = bucketLimits(OP, {});
@@ -26,39 +17,40 @@ const LIMITS = bucketLimits(OP, {});
  * Data parallel with one logical replica (Lightning's DataParallelStrategy, torch's
  * DataParallel, with threads): only rank 0 runs the training loop, holds the params and the
  * optimizer, and sees whole batches. Each step it broadcasts the params (the replicas of the
- * step) and the batch to the other ranks, which wait in `step.serve(comm)`; every rank runs the
+ * step) and the batch to the other ranks, which wait in `trainer.serve(state)`; every rank runs the
  * inner step on its contiguous slice of the batch's rows (split as shardRange does), and the
  * gradients are combined into the full batch's mean gradient, weighted by slice size (an
  * allReduce: the serving ranks drop their copy), as is the loss. So rank 0's step returns what
  * one device would on the whole batch, up to summation order. Inner transforms run on every rank
  * with each rank's own state; their decisions are global (withAMP's skip), so those states agree.
  */
-export function withDP<B>(step: Step<B>): DPStep<B> {
-  const run: Step<B> = async (params, batch, ctx) => {
-    const inner = enterStrategy(OP, ctx);
-    if (ctx.worldSize === 1) return step(params, batch, inner);
-    if (ctx.rank !== 0) {
-      throw new Error(
-        `plait: ${OP}: the step runs on rank 0 only (one logical replica); rank ${ctx.rank} calls step.serve(comm) instead`,
-      );
-    }
-    const p = describeTree(params);
-    const b = describeTree(batch);
-    checkBatch(b.leaves, ctx.worldSize);
-    await broadcastText(ctx.comm, JSON.stringify({ params: p.json, batch: b.json }), 0);
-    await ctx.comm.broadcast(p.leaves, 0);
-    await ctx.comm.broadcast(b.leaves, 0);
-    return onSlice(step, params, b.json, b.leaves, inner);
-  };
-
-  return Object.assign(wrapStep(step, run), {
-    async serve(comm: Comm): Promise<void> {
-      if (comm.rank === 0) throw new Error(`plait: ${OP}: serve() is for the ranks other than 0; rank 0 trains`);
-      let state: Record<string, unknown> = {};
+export function withDP<B>(step: StepLike<B>): Step<B> {
+  return transform(step, {
+    name: OP,
+    async run(params, batch, ctx, inner) {
+      const c = enterStrategy(OP, ctx);
+      if (ctx.worldSize === 1) return inner.run(params, batch, c);
+      if (ctx.rank !== 0) {
+        throw new Error(
+          `plait: ${OP}: the step runs on rank 0 only (one logical replica); rank ${ctx.rank} calls trainer.serve(state) instead`,
+        );
+      }
+      const p = describeTree(params);
+      const b = describeTree(batch);
+      checkBatch(b.leaves, ctx.worldSize);
+      await broadcastText(ctx.comm, JSON.stringify({ params: p.json, batch: b.json }), 0);
+      await ctx.comm.broadcast(p.leaves, 0);
+      await ctx.comm.broadcast(b.leaves, 0);
+      return onSlice(inner, params, b.json, b.leaves, c);
+    },
+    async serve(ctx: Ctx): Promise<void> {
+      if (ctx.rank === 0) throw new Error(`plait: ${OP}: serve() is for the ranks other than 0; rank 0 trains`);
+      // the inner transforms' states on this rank, threaded from one served step to the next
+      let state = ctx.state;
       let replica: { json: string; value: unknown; leaves: Tensor[] } | undefined;
       try {
         for (;;) {
-          const msg = JSON.parse(await broadcastText(comm, undefined, 0)) as {
+          const msg = JSON.parse(await broadcastText(ctx.comm, undefined, 0)) as {
             stop?: true;
             params: string;
             batch: string;
@@ -69,20 +61,17 @@ export function withDP<B>(step: Step<B>): DPStep<B> {
             replica = { json: msg.params, ...rebuildTree(msg.params) };
             for (const leaf of replica.leaves) keep(leaf);
           }
-          await comm.broadcast(replica.leaves, 0);
+          await ctx.comm.broadcast(replica.leaves, 0);
           const batch = rebuildTree(msg.batch).leaves;
           try {
-            await comm.broadcast(batch, 0);
-            const ctx: Ctx = {
-              rank: comm.rank,
-              worldSize: comm.worldSize,
-              comm,
-              lossScale: 1,
+            await ctx.comm.broadcast(batch, 0);
+            const c: Ctx = {
+              ...ctx,
               computeDType: replica.leaves[0]?.dtype ?? "f32",
               state,
               distributedBy: OP,
             };
-            const out = await onSlice(step, replica.value as Tree, msg.batch, batch, ctx);
+            const out = await onSlice(toStep(OP, step), replica.value as Tree, msg.batch, batch, c);
             state = { ...state, ...out.state };
             for (const g of treeLeaves(out.grads)) g.dispose();
           } finally {
@@ -93,9 +82,9 @@ export function withDP<B>(step: Step<B>): DPStep<B> {
         for (const leaf of replica?.leaves ?? []) leaf.dispose();
       }
     },
-    async stop(comm: Comm): Promise<void> {
-      if (comm.rank !== 0) throw new Error(`plait: ${OP}: stop() is for rank 0, which ends the others' serve()`);
-      if (comm.worldSize > 1) await broadcastText(comm, JSON.stringify({ stop: true }), 0);
+    async stop(ctx: InitCtx): Promise<void> {
+      if (ctx.rank !== 0) throw new Error(`plait: ${OP}: stop() is for rank 0, which ends the others' serve()`);
+      if (ctx.worldSize > 1) await broadcastText(ctx.comm, JSON.stringify({ stop: true }), 0);
     },
   });
 }
@@ -112,7 +101,7 @@ async function onSlice<B>(step: Step<B>, params: Tree, json: string, leaves: Ten
     return slice;
   }) as B;
   try {
-    const out = await step(params, batch, ctx);
+    const out = await step.run(params, batch, ctx);
     if (out.accumulating || out.skip) return out;
     // the full batch's mean is Σ (rows_r / rows) · mean_r: with equal slices, the average
     const equal = rows % ctx.worldSize === 0;

@@ -1,7 +1,8 @@
-import { withLossScaling } from "../precision/lossScaling.ts";
+import { checkOptions } from "../core/options.ts";
+import { lossScaling } from "../precision/lossScaling.ts";
 import { resolveScaler, type ScalerOption } from "../precision/scalerOption.ts";
-import type { Step } from "../step/contract.ts";
-import { type ShardedStep, shardedStep } from "./sharded.ts";
+import type { Step, StepLike } from "../step/contract.ts";
+import { shardedStep } from "./sharded.ts";
 
 export interface FSDPOptions {
   /**
@@ -27,7 +28,7 @@ export const parentPath = (path: string): string => path.replace(/(\.[^.[\]]*|\[
 /**
  * Fully sharded data parallel (torch's FSDP) as a transform: each unit of params is flattened and
  * sharded over the ranks on its own (one allGather and one reduceScatter per unit and step), and
- * `train` holds this rank's shards (`step.shard(params, comm)`; `step.gather` gives the full params
+ * `train` holds this rank's shards (its init makes them; `trainer.gather` gives the full params
  * back). With `paramDType`, the shards are cast before the allGather, so the full params only ever
  * exist in the half dtype (half the traffic and memory), the step computes in it, and the f32
  * gradients are reduce-scattered into the f32 shards; under f16 the loss is scaled and the
@@ -38,11 +39,12 @@ export const parentPath = (path: string): string => path.replace(/(\.[^.[\]]*|\[
  * All units are gathered before the step and freed after it: the step is one function, with no
  * per-layer hooks, so a unit cannot be freed while the forward is still running.
  */
-export function withFSDP<B>(step: Step<B>, opts: FSDPOptions = {}): ShardedStep<B> {
-  if (opts === null || typeof opts !== "object") {
-    throw new TypeError(`plait: withFSDP: options must be an object, got ${String(opts)}`);
-  }
-  const { paramDType, sharding = "FULL_SHARD", unitOf = parentPath } = opts;
+export function withFSDP<B>(step: StepLike<B>, opts?: FSDPOptions): Step<B> {
+  const {
+    paramDType,
+    sharding = "FULL_SHARD",
+    unitOf = parentPath,
+  } = checkOptions("withFSDP", opts, ["unitOf", "paramDType", "scaler", "sharding"]);
   if (paramDType !== undefined && paramDType !== "bf16" && paramDType !== "f16") {
     throw new RangeError(
       `plait: withFSDP: option paramDType must be "bf16" or "f16", got ${JSON.stringify(paramDType)}`,
@@ -56,21 +58,17 @@ export function withFSDP<B>(step: Step<B>, opts: FSDPOptions = {}): ShardedStep<
   if (typeof unitOf !== "function") {
     throw new TypeError(`plait: withFSDP: option unitOf must be a function from a leaf's path to its unit's name`);
   }
-  if (opts.scaler !== undefined && paramDType !== "f16") {
+  const scaler = opts?.scaler;
+  if (scaler !== undefined && paramDType !== "f16") {
     throw new TypeError(
       `plait: withFSDP: option scaler needs paramDType "f16" (bf16 and f32 need no loss scaling), got paramDType ${JSON.stringify(paramDType)}`,
     );
   }
-  let inner = step;
-  if (paramDType !== undefined) {
-    const compute: Step<B> = (params, batch, ctx) => step(params, batch, { ...ctx, computeDType: paramDType });
-    inner =
-      paramDType === "f16"
-        ? withLossScaling(compute, "withFSDP", "fsdp", resolveScaler("withFSDP", opts.scaler))
-        : compute;
-  }
-  return shardedStep(inner, {
+  return shardedStep(step, {
     op: "withFSDP",
+    key: "fsdp",
+    scaling:
+      paramDType === "f16" ? lossScaling("withFSDP", "fsdpScaler", resolveScaler("withFSDP", scaler)) : undefined,
     stage: sharding === "FULL_SHARD" ? 3 : 2,
     unitOf,
     gatherDType: paramDType,

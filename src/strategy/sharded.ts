@@ -1,75 +1,60 @@
 import type { Comm } from "../comm/types.ts";
 import { cast } from "../core/cast.ts";
 import type { DType } from "../core/dtype.ts";
-import { keep } from "../core/scope.ts";
 import { type Shape, shapeStr, Tensor } from "../core/tensor.ts";
-import { type Tree, type TreeDef, treeFlatten, treeUnflatten } from "../core/tree.ts";
-import type { Ctx, Step } from "../step/contract.ts";
-import { wrapStep } from "../step/paramDType.ts";
+import {
+  fromSkeleton,
+  leafPaths,
+  type Skeleton,
+  skeletonOf,
+  type Tree,
+  treeFlatten,
+  treeLeaves,
+} from "../core/tree.ts";
+import type { Ctx, Init, InitCtx, Step, StepLike } from "../step/contract.ts";
+import { transform } from "../step/transform.ts";
+import type { LossScaling } from "../precision/lossScaling.ts";
 import { type FlatLayout, flatLayout, flatten, shardOf, unflattenInto } from "./flat.ts";
 import { enterStrategy } from "./nesting.ts";
-import { leafPaths } from "./paths.ts";
-import { checkSameLayout, syncParams } from "./syncParams.ts";
+import { syncParams } from "./syncParams.ts";
 
 /** What `train` holds under withZeRO / withFSDP: this rank's shard of each unit's flattened params. */
 export type ShardedParams = { shards: Tensor[] };
 
-/** A sharding strategy's step, with the two collectives that move params between full trees and shards. */
-export interface ShardedStep<B> extends Step<B> {
-  /**
-   * Checks that every rank's params have the same structure, shapes and dtypes, broadcasts rank
-   * 0's values, and returns this rank's shards (every rank calls it): pass them to train's init.
-   */
-  shard(params: Tree, comm: Comm): Promise<ShardedParams>;
-  /**
-   * Sets up the same layout as `shard` from `template`'s structure, shapes and dtypes alone (its
-   * values are not read), checked equal on every rank, without making shards: for continuing
-   * from a sharded checkpoint, where each rank loads the state it saved (every rank calls it).
-   */
-  resume(template: Tree, comm: Comm): Promise<void>;
-  /** The full params in the shards' dtype, all-gathered from every rank's shards (every rank calls it); new tensors. */
-  gather(params: Tree, comm: Comm): Promise<Tree>;
-}
-
 export interface ShardingOptions {
   /** The transform's name, for errors and ctx.distributedBy. */
   op: string;
+  /** The key of its state (the layout) in the step state. */
+  key: string;
   /** 1: grads all-reduced; 2: reduce-scattered; 3: also the full params gathered for each step and freed after. */
   stage: 1 | 2 | 3;
   /** The unit a leaf (by its path, "params.layers[0].w") belongs to: each unit is flattened and sharded on its own. */
   unitOf: (path: string) => string;
   /** Gather the params in this dtype, and run the step on them (FSDP's param_dtype); default the shards'. */
   gatherDType?: DType;
+  /** Loss scaling of the inner step (FSDP under f16). */
+  scaling?: LossScaling;
 }
 
-interface Layout {
-  def: TreeDef;
-  shapes: Shape[];
-  worldSize: number;
-  units: { indices: number[]; flat: FlatLayout }[];
+/**
+ * How the params lie in the shards: the tree's structure and shapes, and each unit's leaves and
+ * flat layout. Plain JSON-able data, held in the step state (so a checkpoint carries it).
+ */
+export interface Layout {
+  readonly skeleton: Skeleton;
+  readonly shapes: readonly Shape[];
+  readonly worldSize: number;
+  readonly units: readonly { readonly indices: readonly number[]; readonly flat: FlatLayout }[];
 }
-
-interface Full {
-  leaves: Tensor[];
-  tree: Tree;
-  /** Whether the leaves hold the shards' current values. */
-  current: boolean;
-}
-
-/** Frees a replica's leaves once the params it mirrors are garbage-collected. */
-const releaseReplica = new FinalizationRegistry<Tensor[]>((leaves) => {
-  for (const leaf of leaves) leaf.dispose();
-});
 
 /**
  * The engine of withZeRO and withFSDP. The params are grouped into units, each flattened into a
  * vector padded to a multiple of the world size, and `train` holds only this rank's contiguous
- * shard of each (`step.shard(params, comm)` makes them), so an ordinary optimizer keeps state for
- * the shards alone and updates them alone: sharded optimizer state and master params without an
- * optimizer wrapper. Each step:
- * - the full params: stages 1 and 2 keep a replica between steps, refreshed by one allGather per
- *   unit whenever the optimizer has updated the shards; stage 3 gathers them before the inner
- *   step and frees them after it;
+ * shard of each (the init makes them, after checking every rank's params agree and broadcasting
+ * rank 0's), so an ordinary optimizer keeps state for the shards alone and updates them alone:
+ * sharded optimizer state and master params without an optimizer wrapper. Each step:
+ * - the full params are all-gathered (one allGather per unit) before the inner step and freed
+ *   after it;
  * - the inner step's gradients are flattened per unit and averaged over ranks (stage 1:
  *   allReduce, keeping this rank's shard; stages 2 and 3: reduceScatter), and returned as the
  *   shards' gradients with `shardedGrads`, so withGradClip outside takes the global norm.
@@ -77,45 +62,32 @@ const releaseReplica = new FinalizationRegistry<Tensor[]>((leaves) => {
  * once per window at every stage. The update is elementwise on the same averaged values as
  * withDDP's, so the params are DDP's.
  */
-export function shardedStep<B>(step: Step<B>, o: ShardingOptions): ShardedStep<B> {
-  let layout: Layout | undefined;
-  const replicas = new WeakMap<object, Full>();
+export function shardedStep<B>(step: StepLike<B>, o: ShardingOptions): Step<B> {
+  const layoutOf_ = (ctx: Ctx | (InitCtx & { state: Readonly<Record<string, unknown>> })) =>
+    checkLayout(o, (ctx.state[o.key] as { layout?: Layout } | undefined)?.layout, ctx.worldSize);
 
-  const newFull = (l: Layout, dtype: DType): Full => {
+  /** New full-params tensors in `dtype`, all-gathered from the shards (cast first where the dtypes differ). */
+  const gatherFull = async (l: Layout, shards: Tensor[], comm: Comm, dtype: DType): Promise<Tensor[]> => {
     const leaves = l.shapes.map((s) => new Tensor(s, dtype));
-    return { leaves, tree: treeUnflatten(l.def, leaves), current: false };
-  };
-
-  /** All-gathers the shards into `full`'s leaves, cast first to the leaves' dtype where it differs. */
-  const fill = async (l: Layout, shards: Tensor[], comm: Comm, full: Full): Promise<Full> => {
-    const dtype = full.leaves[0].dtype;
-    for (const [u, unit] of l.units.entries()) {
-      const src = dtype !== shards[u].dtype ? cast(shards[u], dtype) : shards[u];
-      try {
-        const all = await comm.allGather(src);
-        unflattenInto(
-          all,
-          unit.indices.map((i) => full.leaves[i]),
-        );
-        all.dispose();
-      } finally {
-        if (src !== shards[u]) src.dispose();
+    try {
+      for (const [u, unit] of l.units.entries()) {
+        const src = dtype !== shards[u].dtype ? cast(shards[u], dtype) : shards[u];
+        try {
+          const all = await comm.allGather(src);
+          unflattenInto(
+            all,
+            unit.indices.map((i) => leaves[i]),
+          );
+          all.dispose();
+        } finally {
+          if (src !== shards[u]) src.dispose();
+        }
       }
+      return leaves;
+    } catch (e) {
+      for (const t of leaves) t.dispose();
+      throw e;
     }
-    full.current = true;
-    return full;
-  };
-
-  /** Stages 1 and 2: the replica of the full params, refreshed when the shards have changed. */
-  const replicaOf = async (l: Layout, params: Tree, shards: Tensor[], comm: Comm): Promise<Full> => {
-    let r = replicas.get(params);
-    if (r === undefined) {
-      r = newFull(l, o.gatherDType ?? shards[0].dtype);
-      for (const leaf of r.leaves) keep(leaf);
-      replicas.set(params, r);
-      releaseReplica.register(params, r.leaves);
-    }
-    return r.current ? r : fill(l, shards, comm, r);
   };
 
   const reduce = async (l: Layout, grads: Tree, ctx: Ctx, dtype: DType): Promise<Tensor[]> => {
@@ -144,30 +116,15 @@ export function shardedStep<B>(step: Step<B>, o: ShardingOptions): ShardedStep<B
     return out;
   };
 
-  const run: Step<B> = async (params, batch, ctx) => {
-    const inner = enterStrategy(o.op, ctx);
-    const l = checkLayout(o.op, layout, ctx.worldSize);
-    const shards = shardsOf(o.op, params, l, ctx.computeDType);
-    const full =
-      o.stage === 3
-        ? await fill(l, shards, ctx.comm, newFull(l, o.gatherDType ?? shards[0].dtype))
-        : await replicaOf(l, params, shards, ctx.comm);
-    try {
-      const out = await step(full.tree, batch, inner);
-      if (out.accumulating || out.skip) return out;
-      full.current = false; // train applies the update to the shards next
-      const grads: ShardedParams = { shards: await reduce(l, out.grads, ctx, shards[0].dtype) };
-      return { ...out, grads, shardedGrads: true };
-    } finally {
-      if (o.stage === 3) for (const leaf of full.leaves) leaf.dispose();
-    }
-  };
-
-  return Object.assign(wrapStep(step, run), {
-    async shard(params: Tree, comm: Comm): Promise<ShardedParams> {
-      const l = layoutOf(o, params, comm.worldSize);
-      await syncParams(o.op, params, comm);
-      const leaves = treeFlatten(params).leaves;
+  return transform(step, {
+    name: o.op,
+    key: o.key,
+    async init(params: Tree, ctx: InitCtx, inner: (params: Tree) => Promise<Init>): Promise<Init> {
+      const done = await inner(params);
+      const full = done.params;
+      const l = layoutOf(o, full, ctx.worldSize);
+      await syncParams(o.op, full, ctx.comm);
+      const leaves = treeFlatten(full).leaves;
       const shards = l.units.map((unit) => {
         const flat = flatten(
           unit.flat,
@@ -175,30 +132,55 @@ export function shardedStep<B>(step: Step<B>, o: ShardingOptions): ShardedStep<B
           leaves[0].dtype,
         );
         try {
-          return shardOf(unit.flat, flat, comm.rank);
+          return shardOf(unit.flat, flat, ctx.rank);
         } finally {
           flat.dispose();
         }
       });
-      layout = l;
-      return { shards };
+      // full copies an inner init made (a cast) are not held by anyone now; the caller's stay
+      const given = new Set(treeLeaves(params));
+      for (const t of leaves) if (!given.has(t)) t.dispose();
+      const mine: Record<string, unknown> = { [o.key]: { layout: l } };
+      if (o.scaling) mine[o.scaling.key] = o.scaling.initState();
+      for (const k of Object.keys(mine)) {
+        if (k in done.state)
+          throw new Error(`plait: ${o.op}: state key "${k}" is already used by a transform inside it`);
+      }
+      return { params: { shards } satisfies ShardedParams, state: { ...done.state, ...mine } };
     },
-    async resume(template: Tree, comm: Comm): Promise<void> {
-      const l = layoutOf(o, template, comm.worldSize);
-      await checkSameLayout(o.op, template, comm);
-      layout = l;
+    async run(params, batch, ctx, inner) {
+      const c = enterStrategy(o.op, ctx);
+      const l = layoutOf_(ctx);
+      const shards = shardsOf(o.op, params, l, ctx.computeDType);
+      const dtype = o.gatherDType ?? shards[0].dtype;
+      const full = await gatherFull(l, shards, ctx.comm, dtype);
+      try {
+        const computeCtx = o.gatherDType ? { ...c, computeDType: o.gatherDType } : c;
+        const out = await inner.run(
+          fromSkeleton(l.skeleton, full),
+          batch,
+          o.scaling ? o.scaling.enter(computeCtx) : computeCtx,
+        );
+        if (out.accumulating || out.skip) return out;
+        const scaled = o.scaling ? await o.scaling.update(out, ctx) : out;
+        if (scaled.skip) return scaled; // train frees the grads without applying them
+        const grads: ShardedParams = { shards: await reduce(l, scaled.grads, ctx, shards[0].dtype) };
+        return { ...scaled, grads, shardedGrads: true };
+      } finally {
+        for (const leaf of full) leaf.dispose();
+      }
     },
-    async gather(params: Tree, comm: Comm): Promise<Tree> {
-      const l = checkLayout(o.op, layout, comm.worldSize);
+    async gather(params, ctx) {
+      const l = layoutOf_(ctx);
       const shards = shardsOf(o.op, params, l, undefined);
-      return (await fill(l, shards, comm, newFull(l, shards[0].dtype))).tree; // the masters' dtype
+      return fromSkeleton(l.skeleton, await gatherFull(l, shards, ctx.comm, shards[0].dtype)); // the masters' dtype
     },
   });
 }
 
 /** The units of `params` (in order of their first leaf) and each one's flat layout. */
 function layoutOf(o: ShardingOptions, params: Tree, worldSize: number): Layout {
-  const { leaves, def } = treeFlatten(params);
+  const { leaves } = treeFlatten(params);
   const paths = leafPaths(params);
   if (leaves.length === 0) throw new TypeError(`plait: ${o.op}: the params have no tensors to shard`);
   flatLayout(o.op, leaves, paths, worldSize); // one float dtype across all units
@@ -216,12 +198,15 @@ function layoutOf(o: ShardingOptions, params: Tree, worldSize: number): Layout {
       worldSize,
     ),
   }));
-  return { def, shapes: leaves.map((t) => t.shape), worldSize, units };
+  return { skeleton: skeletonOf(params), shapes: leaves.map((t) => [...t.shape]), worldSize, units };
 }
 
-function checkLayout(op: string, layout: Layout | undefined, worldSize: number): Layout {
+function checkLayout(o: ShardingOptions, layout: Layout | undefined, worldSize: number): Layout {
+  const op = o.op;
   if (layout === undefined) {
-    throw new Error(`plait: ${op}: no layout yet: call step.shard(params, comm) on every rank before the first step`);
+    throw new Error(
+      `plait: ${op}: ctx.state.${o.key}.layout is missing: start from trainer.init(params) (or trainer.restore), which shards the params`,
+    );
   }
   if (layout.worldSize !== worldSize) {
     throw new RangeError(
@@ -242,7 +227,7 @@ function shardsOf(op: string, params: Tree, l: Layout, computeDType: DType | und
     shards.every((t, u) => t instanceof Tensor && t.size === sizes[u] && t.dtype === shards[0].dtype);
   if (!ok) {
     throw new TypeError(
-      `plait: ${op}: the params must be this rank's shards as step.shard(params, comm) returns them ({ shards: [${sizes.map((n) => `[${n}]`).join(", ")}] }, one dtype): pass that to train's init`,
+      `plait: ${op}: the params must be this rank's shards as trainer.init makes them ({ shards: [${sizes.map((n) => `[${n}]`).join(", ")}] }, one dtype)`,
     );
   }
   if (computeDType !== undefined && computeDType !== shards[0].dtype) {

@@ -3,8 +3,9 @@ import { clamp } from "../core/clamp.ts";
 import { maxAbs, sumSquares } from "../core/reduce.ts";
 import { tensor } from "../core/tensor.ts";
 import { treeLeaves } from "../core/tree.ts";
-import type { Ctx, Step, StepOut } from "../step/contract.ts";
-import { wrapStep } from "../step/paramDType.ts";
+import { checkOptions } from "../core/options.ts";
+import type { Ctx, Step, StepLike, StepOut } from "./contract.ts";
+import { transform } from "./transform.ts";
 
 export type ClipOptions = { maxNorm: number; normType?: 2 | "inf" } | { value: number };
 
@@ -18,31 +19,35 @@ export type ClipOptions = { maxNorm: number; normType?: 2 | "inf" } | { value: n
  * (clipping each micro-batch is not clipping the accumulated gradient) and inside a strategy
  * that distributes (there each rank holds its own unreduced gradients).
  */
-export function withGradClip<B>(step: Step<B>, opts: ClipOptions): Step<B> {
+export function withGradClip<B>(step: StepLike<B>, opts: ClipOptions): Step<B> {
   const clip = checkClipOptions(opts);
-  return wrapStep(step, async (params, batch, ctx) => {
-    if (ctx.microBatch) {
-      throw new Error(
-        "plait: withGradClip inside withAccumulation would clip each micro-batch; wrap it outside: withGradClip(withAccumulation(step, k), ...)",
-      );
-    }
-    if (ctx.distributedBy) {
-      throw new Error(
-        `plait: withGradClip inside ${ctx.distributedBy} would clip each rank's own gradients before they are combined; wrap it outside: withGradClip(${ctx.distributedBy}(step), ...)`,
-      );
-    }
-    const out = await step(params, batch, ctx);
-    if (out.skip || out.accumulating) return out;
-    const s = out.gradScale ?? 1;
-    if (clip.kind === "value") {
-      for (const g of treeLeaves(out.grads)) clamp(g, -clip.value * s, clip.value * s, g);
-      return out;
-    }
-    const norm = (await globalNorm(out, ctx, clip.normType)) / s;
-    // torch: coef = maxNorm / (norm + 1e-6), applied only when it is below 1
-    const coef = clip.maxNorm / (norm + 1e-6);
-    if (coef < 1) for (const g of treeLeaves(out.grads)) scale(g, coef, g);
-    return { ...out, metrics: { ...out.metrics, gradNorm: norm } };
+  return transform(step, {
+    name: "withGradClip",
+    enter(params, batch, ctx) {
+      if (ctx.microBatch) {
+        throw new Error(
+          "plait: withGradClip inside withAccumulation would clip each micro-batch; wrap it outside: withGradClip(withAccumulation(step, k), ...)",
+        );
+      }
+      if (ctx.distributedBy) {
+        throw new Error(
+          `plait: withGradClip inside ${ctx.distributedBy} would clip each rank's own gradients before they are combined; wrap it outside: withGradClip(${ctx.distributedBy}(step), ...)`,
+        );
+      }
+      return { params, batch, ctx };
+    },
+    async update(out, ctx) {
+      const s = out.gradScale ?? 1;
+      if (clip.kind === "value") {
+        for (const g of treeLeaves(out.grads)) clamp(g, -clip.value * s, clip.value * s, g);
+        return out;
+      }
+      const norm = (await globalNorm(out, ctx, clip.normType)) / s;
+      // torch: coef = maxNorm / (norm + 1e-6), applied only when it is below 1
+      const coef = clip.maxNorm / (norm + 1e-6);
+      if (coef < 1) for (const g of treeLeaves(out.grads)) scale(g, coef, g);
+      return { ...out, metrics: { ...out.metrics, gradNorm: norm } };
+    },
   });
 }
 
@@ -52,6 +57,7 @@ function checkClipOptions(opts: ClipOptions): Clip {
   const o = opts as Record<string, unknown>;
   if (o === null || typeof o !== "object")
     throw new TypeError(`plait: withGradClip: options must be an object, got ${String(o)}`);
+  checkOptions("withGradClip", o, ["maxNorm", "normType", "value"]);
   const hasNorm = o.maxNorm !== undefined;
   const hasValue = o.value !== undefined;
   if (hasNorm === hasValue) {

@@ -2,9 +2,9 @@
 // threaded for large tensors): what mixed precision uses for its compute copies, which are cast
 // in place step after step instead of reallocated. f32 → half rounds to nearest even; half → f32
 // is exact.
-import type { DType } from "../core/dtype.ts";
-import { parallelFor } from "../core/parallel.ts";
-import { shapeStr, Tensor } from "../core/tensor.ts";
+import type { DType } from "./dtype.ts";
+import { parallelFor } from "./parallel.ts";
+import { shapeStr, Tensor } from "./tensor.ts";
 
 export type HalfDType = "f16" | "bf16";
 
