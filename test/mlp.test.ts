@@ -74,7 +74,7 @@ describe("mlp", () => {
       const params = model.init(rng);
       // non-zero biases, so their gradients and the bias path of the GEMM are exercised
       for (const layer of params.layers) layer.b.data().set(randn(rng, layer.b.size, 0.1));
-      const x = tensor(randn(rng, batch * sizes[0]), [batch, sizes[0]]);
+      const x = tensor(randn(rng, batch * sizes[0]), [batch, sizes[0]], { dtype: "f32" });
       const labels = new Int32Array(batch).map(() => Math.floor(rng.uniform() * sizes.at(-1)!));
       const y = tensor(labels, [batch], { dtype: "i32" });
       const step = valueAndGrad((p: Tree, b: { x: Tensor; y: Tensor }) =>
@@ -104,7 +104,7 @@ describe("mlp", () => {
     const rng = new Rng(17);
     const model = mlp([20, 32, 10]);
     const params = model.init(rng);
-    const x = tensor(randn(rng, 16 * 20), [16, 20]);
+    const x = tensor(randn(rng, 16 * 20), [16, 20], { dtype: "f32" });
     const y = tensor(
       new Int32Array(16).map((_, i) => i % 10),
       [16],
@@ -187,7 +187,7 @@ describe("mlp", () => {
       const model = mlp([4, 3, 2]);
       const x = tensor(new Float32Array(8), [2, 4]);
       expect(() => model.apply({ layers: [] } as any, x)).toThrow(
-        /mlp: argument params must be \{ layers: \[2 × \{ w, b \}\] \}/,
+        /mlp.apply: argument params must be \{ layers: \[2 × \{ w, b \}\] \} as init\(\) returns for mlp\(\[4, 3, 2\]\), got 0 layers/,
       );
       expect(() => heNormal(new Rng(1), [3])).toThrow(
         /heNormal: argument shape must be \[fanIn, fanOut\] with both > 0, got \[3\]/,
@@ -196,7 +196,9 @@ describe("mlp", () => {
         /xavierUniform: option gain must be a finite number > 0/,
       );
       const bad = model.init(new Rng(1));
-      expect(() => model.apply(bad, tensor(new Float32Array(6), [2, 3]))).toThrow(/matmul: inner dimensions differ/);
+      expect(() => model.apply(bad, tensor(new Float32Array(6), [2, 3]))).toThrow(
+        /mlp.apply: argument x must be \[batch, 4\], got shape \[2, 3\]/,
+      );
     });
   });
 });

@@ -2,8 +2,10 @@ import { createHash } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { checkDType } from "../core/dtype.ts";
+import { checkOptions } from "../core/options.ts";
 import { shapeStr, Tensor } from "../core/tensor.ts";
 import type { Tree } from "../core/tree.ts";
+import { checkTreeLike, TensorSpec } from "../core/treeCheck.ts";
 import { siblingName, syncDir, writeNewFile } from "./files.ts";
 import {
   encodeSafetensors,
@@ -74,12 +76,22 @@ export function save(dir: string, state: CheckpointState): void {
   }
 }
 
+export interface LoadOptions {
+  /**
+   * A params tree (e.g. `model.init(rng)` or the params being trained) the checkpoint's
+   * `params` must match: the same keys and array lengths, and leaves of the same dtypes and
+   * shapes. A checkpoint of another model is then an error naming the first leaf that differs.
+   */
+  template?: Tree;
+}
+
 /**
  * Loads a checkpoint written by `save`: the same structure, with new tensors (owned by the
  * enclosing scope, if any) of the same dtypes, shapes and bits. Every file is checked against
- * state.json before any tensor is allocated.
+ * state.json, and `params` against `opts.template` if given, before any tensor is allocated.
  */
-export function load<S extends CheckpointState = CheckpointState>(dir: string): S {
+export function load<S extends CheckpointState = CheckpointState>(dir: string, opts?: LoadOptions): S {
+  const { template } = checkOptions("load", opts, ["template"]);
   const fail = (what: string) => new Error(`plait: load: ${dir}: ${what}`);
   let doc: any;
   try {
@@ -102,9 +114,10 @@ export function load<S extends CheckpointState = CheckpointState>(dir: string): 
     const header = parseSafetensorsHeader(data, join(dir, file), "load");
     entries.set(file, new Map(header.entries.map((e) => [e.name, e])));
   }
-  // Pass 1 checks every reference against the files' headers; only then are tensors allocated.
+  // Pass 1 checks every reference against the files' headers (and the params against the
+  // template, with each tensor standing for its spec); only then are tensors allocated.
   const used = new Set<SafetensorsEntry>();
-  decodeState(doc.state, (ref, path) => {
+  const specs = decodeState(doc.state, (ref, path) => {
     const entry = entries.get(ref.file)?.get(ref.key);
     if (!entry) throw fail(`${path} refers to tensor "${ref.key}" of ${ref.file}, which does not hold it`);
     if (entry.dtype !== ref.dtype || shapeStr(entry.shape) !== shapeStr(ref.shape)) {
@@ -113,8 +126,12 @@ export function load<S extends CheckpointState = CheckpointState>(dir: string): 
       );
     }
     used.add(entry);
-    return undefined;
+    return new TensorSpec(ref.dtype, ref.shape);
   });
+  if (template !== undefined) {
+    const params = isPlainObject(specs) ? specs.params : undefined;
+    checkTreeLike(`load: ${dir}`, "params", params, template);
+  }
   for (const [file, byName] of entries) {
     const extra = [...byName.values()].filter((e) => !used.has(e)).map((e) => e.name);
     if (extra.length > 0) throw fail(`${file} holds tensors that ${STATE_FILE} does not use: ${extra.join(", ")}`);
@@ -200,7 +217,7 @@ function encodeState(state: CheckpointState): { json: Json; files: Map<string, M
 }
 
 /** Rebuilds a value from state.json, asking `tensorFor` for each tensor reference. */
-function decodeState(json: unknown, tensorFor: (ref: TensorRef, path: string) => Tensor | undefined): unknown {
+function decodeState(json: unknown, tensorFor: (ref: TensorRef, path: string) => Tensor | TensorSpec): unknown {
   const walk = (v: unknown, path: Segment[]): unknown => {
     if (Array.isArray(v)) return v.map((x, i) => walk(x, [...path, i]));
     if (!isPlainObject(v)) return v;

@@ -1,2 +1,2 @@
-export { type CheckpointState, load, save } from "./checkpoint.ts";
+export { type CheckpointState, type LoadOptions, load, save } from "./checkpoint.ts";
 export { readSafetensors, writeSafetensors } from "./safetensors.ts";
