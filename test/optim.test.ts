@@ -330,6 +330,68 @@ describe.each(CASES)("$name", ({ opt, reference, slotCount }) => {
   );
 });
 
+// A second oracle for SGD's momentum buffer, independent of sgdReference above: values worked
+// out by hand (dyadic, so exact in f32 and f64). torch's first step sets buf = grad with no
+// dampening; later steps buf = momentum·buf + (1 − dampening)·grad.
+describe("sgd momentum by hand", () => {
+  // Nine elements (two SIMD vectors and a tail), element i scaled by s = 2^-(i mod 3).
+  const s = Array.from({ length: 9 }, (_, i) => 2 ** -(i % 3));
+  const leaf = (dtype: DType, values: number[]) => tensor(values, [values.length], { dtype });
+  const run = (dtype: DType, opts: Parameters<typeof sgd>[0], p0: number, grads: number[]) =>
+    scope(() => {
+      const opt = sgd(opts);
+      const w = leaf(
+        dtype,
+        s.map(() => p0),
+      );
+      let state = opt.init([w]);
+      const params: number[][] = [];
+      const bufs: number[][] = [];
+      for (const g of grads) {
+        state = opt.update(
+          [w],
+          [
+            leaf(
+              dtype,
+              s.map((x) => g * x),
+            ),
+          ],
+          state,
+        );
+        params.push(w.toArray());
+        bufs.push(treeLeaves(state.slots.momentum)[0].toArray());
+      }
+      return { params, bufs };
+    });
+
+  it.each(["f32", "f64"] as const)("%s: dampening 0.5 skips the first step, then weighs each gradient", (dtype) => {
+    // lr 0.25, momentum 0.5, dampening 0.5, p = 1, grads 2, 4, 0:
+    //   step 1: buf = 2                     p = 1 − 0.25·2    = 0.5
+    //   step 2: buf = 0.5·2 + 0.5·4 = 3     p = 0.5 − 0.25·3  = −0.25
+    //   step 3: buf = 0.5·3 + 0.5·0 = 1.5   p = −0.25 − 0.375 = −0.625
+    const { params, bufs } = run(dtype, { lr: 0.25, momentum: 0.5, dampening: 0.5 }, 1, [2, 4, 0]);
+    expect(bufs).toEqual([2, 3, 1.5].map((b) => s.map((x) => b * x)));
+    expect(params).toEqual([0.5, 1.25, 1.625].map((c) => s.map((x) => 1 - c * x)));
+  });
+
+  it.each(["f32", "f64"] as const)("%s: weight decay enters the first buffer undamped", (dtype) => {
+    // lr 0.25, momentum 0.5, dampening 0.5, weight decay 0.5, p = 1, grad 2·s:
+    //   g' = 2·s + 0.5·1, buf = g', p = 1 − 0.25·g'
+    const { params, bufs } = run(dtype, { lr: 0.25, momentum: 0.5, dampening: 0.5, weightDecay: 0.5 }, 1, [2]);
+    expect(bufs[0]).toEqual(s.map((x) => 2 * x + 0.5));
+    expect(params[0]).toEqual(s.map((x) => 1 - 0.25 * (2 * x + 0.5)));
+  });
+
+  it.each(["f32", "f64"] as const)("%s: nesterov looks ahead from the first step", (dtype) => {
+    // lr 0.25, momentum 0.5, p = 1, grads 2, 4:
+    //   step 1: buf = 2,             d = 2 + 0.5·2 = 3,   p = 1 − 0.75     = 0.25
+    //   step 2: buf = 0.5·2 + 4 = 5, d = 4 + 0.5·5 = 6.5, p = 0.25 − 1.625 = −1.375
+    const { params, bufs } = run(dtype, { lr: 0.25, momentum: 0.5, nesterov: true }, 1, [2, 4]);
+    expect(bufs).toEqual([2, 5].map((b) => s.map((x) => b * x)));
+    expect(params).toEqual([0.75, 2.375].map((c) => s.map((x) => 1 - c * x)));
+  });
+});
+
 describe("threaded path", () => {
   it("splits a large leaf across the three pool threads, and a small one not", () => {
     const pool = runtime().pool;
