@@ -9,7 +9,23 @@ import { afterAll, describe, expect, it } from "vitest";
 import { load, save } from "../src/checkpoint/index.ts";
 import { checkTreeLike, TensorSpec } from "../src/core/treeCheck.ts";
 import { Rng } from "../src/data/rng.ts";
-import { cast, type MlpParams, mlp, runtime, scope, type Tensor, type Tree, tensor, zeros } from "../src/index.ts";
+import {
+  cast,
+  type MlpParams,
+  mlp,
+  mse,
+  runtime,
+  scope,
+  sgd,
+  type Tensor,
+  type Tree,
+  tensor,
+  train,
+  valueAndGrad,
+  withAMP,
+  withPrecision,
+  zeros,
+} from "../src/index.ts";
 
 const root = mkdtempSync(join(tmpdir(), "plait-model-shapes-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -97,6 +113,27 @@ describe("mlp.apply checks its params against its sizes", () => {
         "plait: mlp.apply: params.layers[0].w is i32[4, 16], expected a float tensor [4, 16] (f32, f64, f16, bf16) for mlp([4, 16, 2])",
       );
     });
+  });
+});
+
+describe("mlp.apply under every precision", () => {
+  it("takes the params each precision transform hands it (a step trains to a finite loss)", async () => {
+    const model = mlp([4, 16, 2]);
+    const loss = valueAndGrad((p: Tree, b: { x: Tensor; y: Tensor }) => mse(model.apply(p, b.x), b.y));
+    const steps = [
+      withAMP(loss, { precision: "16-mixed" }),
+      withAMP(loss, { precision: "bf16-mixed" }),
+      ...(["64-true", "32-true", "16-true", "bf16-true"] as const).map((p) => withPrecision(loss, p)),
+    ];
+    for (const step of steps) {
+      const t = train(step, sgd({ lr: 0.1 }));
+      const state = await t.init(model.init(new Rng(1)) as unknown as Tree);
+      const out = await scope(async () => {
+        const b = { x: tensor(new Float32Array(32).fill(0.5), [8, 4]), y: tensor(new Float32Array(16), [8, 2]) };
+        return (await t(state, b)).out;
+      });
+      expect(Number.isFinite(out.loss)).toBe(true);
+    }
   });
 });
 
