@@ -5,14 +5,11 @@ export * from "./checkpoint/index.ts";
 export * from "./comm/index.ts";
 export { geluBackward, reluBackward, sigmoidBackward, tanhBackward } from "./core/activation-backward.ts";
 export { Arena } from "./core/arena.ts";
-export { axpy, div, fma } from "./core/arith.ts";
-export { cast, fromBF16, fromF16, toBF16, toF16, unscaleAndCheckFinite } from "./core/cast.ts";
-export { clamp } from "./core/clamp.ts";
+export { fromBF16, fromF16, toBF16, toF16, unscaleAndCheckFinite } from "./core/cast.ts";
 export { DTYPES, type DType } from "./core/dtype.ts";
 export { full, ones } from "./core/fill.ts";
 export type { GemmOptions } from "./core/gemm.ts";
 export * as core from "./core/ops.ts";
-export { allFinite, max, maxAbs, sumSquares } from "./core/reduce.ts";
 export {
   attachRuntime,
   configure,
@@ -23,10 +20,8 @@ export {
   runtimeHandle,
 } from "./core/runtime.ts";
 export { keep, scope } from "./core/scope.ts";
-export { logSoftmax, softmax } from "./core/softmax.ts";
 export { type Shape, Tensor, type TensorOptions, tensor, zeros } from "./core/tensor.ts";
 export { type Tree, type TreeDef, treeFlatten, treeLeaves, treeMap, treeUnflatten } from "./core/tree.ts";
-export { exp, log } from "./core/unary.ts";
 export * from "./data/index.ts";
 export * from "./fit/index.ts";
 export * from "./launch/index.ts";

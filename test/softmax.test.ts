@@ -3,7 +3,8 @@
 // holding NaN, ±inf and huge values.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { configure, logSoftmax, scope, softmax, type Tensor, tensor, zeros } from "../src/index.ts";
+import { logSoftmax, softmax } from "../src/core/softmax.ts"; // the kernels; the differentiable ops: ops-softmax.test.ts
+import { configure, scope, type Tensor, tensor, zeros } from "../src/index.ts";
 import { checkAll, fsum, MIN_SUBNORMAL, randomF32, U32 } from "./elementwise-ref.ts";
 
 configure({ threads: 2 }); // the largest shapes then run split over two threads

@@ -1,13 +1,69 @@
 // The non-differentiable tensor ops of src/core, for `import { core } from "plait"`: the same
 // kernels the differentiable ops run on, with their extra options (out buffers, accumulate,
-// transposes) and JS-number reductions.
-export { gelu, relu, sigmoid, tanh } from "./activation.ts";
-export { geluBackward, reluBackward, sigmoidBackward, tanhBackward } from "./activation-backward.ts";
-export { add, axpy, div, fma, mul, scale, sub } from "./arith.ts";
-export { cast, unscaleAndCheckFinite } from "./cast.ts";
-export { clamp } from "./clamp.ts";
+// transposes) and JS-number reductions. Each one refuses a tensor that a valueAndGrad tape is
+// recording (taped.ts) and names the differentiable op to use instead: inside a loss function
+// they would otherwise give a zero gradient without a word.
+import * as act from "./activation.ts";
+import * as actBack from "./activation-backward.ts";
+import * as arith from "./arith.ts";
+import * as casts from "./cast.ts";
+import * as clamps from "./clamp.ts";
+import * as gemm from "./gemm.ts";
+import * as reduce from "./reduce.ts";
+import * as softmaxes from "./softmax.ts";
+import { refusingTaped as raw } from "./taped.ts";
+import * as unary from "./unary.ts";
+
 export { full, ones } from "./fill.ts";
-export { type GemmOptions, matmul } from "./gemm.ts";
-export { allFinite, max, maxAbs, mean, sum, sumSquares } from "./reduce.ts";
-export { logSoftmax, softmax } from "./softmax.ts";
-export { exp, log } from "./unary.ts";
+export type { GemmOptions } from "./gemm.ts";
+
+const use = (name: string) => `use ${name} from plait`;
+const useReduction = (name: string) => `use ${name} from plait (a scalar tensor)`;
+const BACKWARD = "a backward kernel records nothing on the tape; call it outside the loss function";
+const OUTSIDE = "read it outside the loss function (on the loss or the grads valueAndGrad returns)";
+
+const X_OUT = ["x", "out"] as const;
+const AB_OUT = ["a", "b", "out"] as const;
+
+export const relu = raw("relu", X_OUT, use("relu"), act.relu);
+export const gelu = raw("gelu", X_OUT, use("gelu"), act.gelu);
+export const tanh = raw("tanh", X_OUT, use("tanh"), act.tanh);
+export const sigmoid = raw("sigmoid", X_OUT, use("sigmoid"), act.sigmoid);
+
+export const reluBackward = raw("reluBackward", ["x", "dy", "out"], BACKWARD, actBack.reluBackward);
+export const geluBackward = raw("geluBackward", ["x", "dy", "out"], BACKWARD, actBack.geluBackward);
+export const tanhBackward = raw("tanhBackward", ["y", "dy", "out"], BACKWARD, actBack.tanhBackward);
+export const sigmoidBackward = raw("sigmoidBackward", ["y", "dy", "out"], BACKWARD, actBack.sigmoidBackward);
+
+export const add = raw("add", AB_OUT, use("add"), arith.add);
+export const sub = raw("sub", AB_OUT, use("sub"), arith.sub);
+export const mul = raw("mul", AB_OUT, use("mul"), arith.mul);
+export const div = raw("div", AB_OUT, use("div"), arith.div);
+export const scale = raw("scale", ["x", "s", "out"], use("scale"), arith.scale);
+export const axpy = raw("axpy", ["alpha", "x", "y"], "use add(scale(x, alpha), y) from plait", arith.axpy);
+export const fma = raw("fma", ["a", "b", "c", "out"], use("fma"), arith.fma);
+
+export const cast = raw("cast", ["t", "dtype"], use("cast"), casts.cast);
+export const unscaleAndCheckFinite = raw(
+  "unscaleAndCheckFinite",
+  ["t", "scale", "out"],
+  OUTSIDE,
+  casts.unscaleAndCheckFinite,
+);
+
+export const clamp = raw("clamp", ["x", "lo", "hi", "out"], use("clamp"), clamps.clamp);
+
+export const matmul = raw("matmul", ["a", "b", "opts"], "use matmul or linear from plait", gemm.matmul);
+
+export const sum = raw("sum", ["x"], useReduction("sum"), reduce.sum);
+export const mean = raw("mean", ["x"], useReduction("mean"), reduce.mean);
+export const sumSquares = raw("sumSquares", ["x"], useReduction("sumSquares"), reduce.sumSquares);
+export const max = raw("max", ["x"], useReduction("max"), reduce.max);
+export const maxAbs = raw("maxAbs", ["x"], useReduction("maxAbs"), reduce.maxAbs);
+export const allFinite = raw("allFinite", ["x"], OUTSIDE, reduce.allFinite);
+
+export const softmax = raw("softmax", X_OUT, use("softmax"), softmaxes.softmax);
+export const logSoftmax = raw("logSoftmax", X_OUT, use("logSoftmax"), softmaxes.logSoftmax);
+
+export const exp = raw("exp", X_OUT, use("exp"), unary.exp);
+export const log = raw("log", X_OUT, use("log"), unary.log);

@@ -84,17 +84,66 @@ export function mul(a: Tensor, b: Tensor): Tensor {
   const out = core.mul(a, b);
   const tape = tapeFor(a, b);
   if (tape) {
-    const grad = (x: Tensor, other: Tensor, g: Tensor, sink: GradSink) => {
-      const dx = sink.buffer(x);
-      if (!dx) return;
-      if (dx.accumulate) core.fma(g, other, dx.out, dx.out);
-      else core.mul(g, other, dx.out);
-    };
     tape.record(
       out,
       (g, sink) => {
-        grad(a, b, g, sink);
-        grad(b, a, g, sink);
+        productGrad(a, b, g, sink);
+        productGrad(b, a, g, sink);
+      },
+      [a, b],
+    );
+  }
+  return out;
+}
+
+/**
+ * a / b elementwise (same shapes; IEEE: x/0 = ±inf, 0/0 = NaN). Gradients: g / b for a and
+ * −g · (a/b) / b for b (from the saved quotient, so a itself is not kept).
+ */
+export function div(a: Tensor, b: Tensor): Tensor {
+  const op = "div";
+  checkOperands(op, a, b);
+  checkSame(op, a, b);
+  const out = core.div(a, b);
+  const tape = tapeFor(a, b);
+  if (tape) {
+    tape.record(
+      out,
+      (g, sink) => {
+        sink.assign(a, (da) => core.div(g, b, da));
+        sink.assign(b, (db) => {
+          core.mul(g, out, db);
+          core.div(db, b, db);
+          core.scale(db, -1, db);
+        });
+      },
+      [b, out],
+    );
+  }
+  return out;
+}
+
+/** a · b + c elementwise (same shapes; one rounding where the relaxed-SIMD build fuses it). */
+export function fma(a: Tensor, b: Tensor, c: Tensor): Tensor {
+  const op = "fma";
+  checkOperands(op, a, b);
+  checkTensor(op, "c", c);
+  checkSameDType(op, "c", c, "a", a);
+  checkSame(op, a, b);
+  if (!sameShape(a.shape, c.shape)) {
+    throw new RangeError(
+      `plait: ${op}: argument c has shape ${shapeStr(c.shape)}, expected ${shapeStr(a.shape)} like a`,
+    );
+  }
+  const out = core.fma(a, b, c);
+  const tape = tapeFor(a, b, c);
+  if (tape) {
+    tape.record(
+      out,
+      (g, sink) => {
+        productGrad(a, b, g, sink);
+        productGrad(b, a, g, sink);
+        sink.give(c, g);
       },
       [a, b],
     );
@@ -123,6 +172,14 @@ export function scale(x: Tensor, s: number): Tensor {
     );
   }
   return out;
+}
+
+/** x's gradient term g · other of a product x · other. */
+function productGrad(x: Tensor, other: Tensor, g: Tensor, sink: GradSink): void {
+  const dx = sink.buffer(x);
+  if (!dx) return;
+  if (dx.accumulate) core.fma(g, other, dx.out, dx.out);
+  else core.mul(g, other, dx.out);
 }
 
 function checkOperands(op: string, a: Tensor, b: Tensor): void {
