@@ -2,7 +2,9 @@ import { describe, expect, it } from "vitest";
 import { localComm } from "../src/comm/local.ts";
 import type { Comm } from "../src/comm/types.ts";
 import { tensor } from "../src/core/tensor.ts";
-import type { Ctx, Step } from "../src/step/contract.ts";
+import type { Ctx, StepFn } from "../src/step/contract.ts";
+import { train } from "../src/step/train.ts";
+import { sgd } from "../src/optim/sgd.ts";
 import { withDDP, withDP } from "../src/strategy/index.ts";
 import { identical, maxDiff, runRanks as run } from "./strategy-run.ts";
 
@@ -42,7 +44,7 @@ describe("withDP with 2 ranks", () => {
 });
 
 describe("withDP: bad input", () => {
-  const step: Step<unknown> = () => ({ loss: 0, grads: [] });
+  const step: StepFn<unknown> = () => ({ loss: 0, grads: [] });
   const fake = (rank: number): Comm => ({ ...localComm(), rank, worldSize: 2 }) as Comm;
   const ctx = (rank: number): Ctx => ({
     rank,
@@ -55,32 +57,43 @@ describe("withDP: bad input", () => {
 
   it("runs the step on rank 0, serve() elsewhere, stop() on rank 0", async () => {
     const dp = withDP(step);
-    await expect(Promise.resolve(dp([], { x: tensor([1, 2]) }, ctx(1)))).rejects.toThrow(
-      "plait: withDP: the step runs on rank 0 only (one logical replica); rank 1 calls step.serve(comm) instead",
+    await expect(dp.run([], { x: tensor([1, 2]) }, ctx(1))).rejects.toThrow(
+      "plait: withDP: the step runs on rank 0 only (one logical replica); rank 1 calls trainer.serve(state) instead",
     );
-    await expect(dp.serve(fake(0))).rejects.toThrow(
+    await expect(dp.serve!(ctx(0))).rejects.toThrow(
       "plait: withDP: serve() is for the ranks other than 0; rank 0 trains",
     );
-    await expect(dp.stop(fake(1))).rejects.toThrow(
+    await expect(dp.stop!(ctx(1))).rejects.toThrow(
       "plait: withDP: stop() is for rank 0, which ends the others' serve()",
     );
   });
 
   it("splits every batch tensor along a first dimension they share", async () => {
     const dp = withDP(step);
-    await expect(Promise.resolve(dp([], { x: tensor([[1], [2]]), y: tensor([1, 2, 3]) }, ctx(0)))).rejects.toThrow(
+    await expect(dp.run([], { x: tensor([[1], [2]]), y: tensor([1, 2, 3]) }, ctx(0))).rejects.toThrow(
       "plait: withDP: batch tensor 1 is f32[3], expected 2 rows like batch tensor 0: every tensor in the batch is split along its first dimension",
     );
-    await expect(Promise.resolve(dp([], { x: tensor([1]) }, ctx(0)))).rejects.toThrow(
+    await expect(dp.run([], { x: tensor([1]) }, ctx(0))).rejects.toThrow(
       "plait: withDP: the batch has 1 rows, fewer than the 2 ranks that split it",
     );
-    await expect(Promise.resolve(dp([], { n: 3 }, ctx(0)))).rejects.toThrow(
+    await expect(dp.run([], { n: 3 }, ctx(0))).rejects.toThrow(
       "plait: withDP: the batch holds no tensors to split across ranks",
     );
   });
 
+  it("a trainer without withDP has no serve or stop", async () => {
+    const trainer = train(withDDP(step), sgd({ lr: 0.1 }));
+    const state = await trainer.init({ w: tensor([1]) });
+    await expect(trainer.serve(state)).rejects.toThrow(
+      "plait: train: serve(): withDDP(step) has no serving ranks (only withDP's ranks other than 0 serve)",
+    );
+    await expect(trainer.stop(state)).rejects.toThrow(
+      "plait: train: stop(): withDDP(step) has no serving ranks to stop (only withDP has)",
+    );
+  });
+
   it("refuses to nest with another distributing strategy", async () => {
-    await expect(Promise.resolve(withDP(withDDP(step))([], null, { ...ctx(0), worldSize: 1 }))).rejects.toThrow(
+    await expect(withDP(withDDP(step)).run([], null, { ...ctx(0), worldSize: 1 })).rejects.toThrow(
       "plait: withDDP: nested inside withDP; two strategies that both distribute do not compose",
     );
   });

@@ -9,7 +9,7 @@ import { type Tree, treeLeaves, treeMap } from "../src/core/tree.ts";
 import { spawn } from "../src/launch/index.ts";
 import { sgd } from "../src/optim/sgd.ts";
 import { withAMP } from "../src/precision/amp.ts";
-import type { Step } from "../src/step/contract.ts";
+import type { StepFn } from "../src/step/contract.ts";
 import { train } from "../src/step/train.ts";
 import { withDDP, withDeepSpeed, withZeRO } from "../src/strategy/index.ts";
 import { identical, maxDiff, runRanks } from "./strategy-run.ts";
@@ -101,7 +101,7 @@ describe("withZeRO with 2 ranks gives DDP's params bit for bit", () => {
 });
 
 describe("withZeRO: bad input", () => {
-  const loss: Step<null> = (params) => ({
+  const loss: StepFn<null> = (params) => ({
     loss: 0,
     grads: treeLeaves(params).map((p) => tensor(new Float32Array(p.size), p.shape)),
   });
@@ -114,55 +114,53 @@ describe("withZeRO: bad input", () => {
     );
   });
 
-  it("wants the shard that step.shard made, and precision transforms inside", async () => {
+  it("wants the shards its init made, and precision transforms inside", async () => {
     const comm = localComm();
     const zero = withZeRO(loss, { stage: 3 });
     const trainer = train(zero, sgd({ lr: 0.1 }), { comm });
-    const shards = await zero.shard(params(), comm);
-    await expect(trainer(trainer.init(params()), null)).rejects.toThrow(
-      "plait: withZeRO: the params must be this rank's shards as step.shard(params, comm) returns them ({ shards: [[4]] }, one dtype): pass that to train's init",
+    const state = await trainer.init(params());
+    await expect(trainer({ ...state, params: params() }, null)).rejects.toThrow(
+      "plait: withZeRO: the params must be this rank's shards as trainer.init makes them ({ shards: [[4]] }, one dtype)",
     );
-    const fresh = withZeRO(loss, { stage: 3 });
-    const t1 = train(fresh, sgd({ lr: 0.1 }), { comm });
-    await expect(t1(t1.init(shards), null)).rejects.toThrow(
-      "plait: withZeRO: no layout yet: call step.shard(params, comm) on every rank before the first step",
+    await expect(trainer({ ...state, transforms: {} }, null)).rejects.toThrow(
+      "plait: withZeRO: ctx.state.zero.layout is missing: start from trainer.init(params) (or trainer.restore), which shards the params",
     );
-    const outside = withAMP(zero, { precision: "bf16-mixed" });
-    const t2 = train(outside, sgd({ lr: 0.1 }), { comm });
-    await expect(t2(t2.init(await zero.shard(params(), comm)), null)).rejects.toThrow(
+    const t2 = train(withAMP(zero, { precision: "bf16-mixed" }), sgd({ lr: 0.1 }), { comm });
+    await expect(t2(await t2.init(params()), null)).rejects.toThrow(
       "plait: withZeRO: ctx.computeDType is bf16 but the shards are f32: a precision transform outside withZeRO would see the flat shards, not the params; put it inside, as withZeRO(withAMP(step))",
     );
-    await expect(zero.shard({ w: tensor([1]), i: tensor([1], [1], { dtype: "f64" }) }, comm)).rejects.toThrow(
+    await expect(trainer.init({ w: tensor([1]), i: tensor([1], [1], { dtype: "f64" }) })).rejects.toThrow(
       "plait: withZeRO: the params must be float tensors of one dtype to be flattened into shards: params.w is f32[1], params.i is f64[1]",
     );
   });
 
   it("refuses to nest with another distributing strategy", async () => {
     const comm = localComm();
-    const zero = withZeRO(withDDP(loss), { stage: 1 });
-    const trainer = train(zero, sgd({ lr: 0.1 }), { comm });
-    await expect(trainer(trainer.init(await zero.shard(params(), comm)), null)).rejects.toThrow(
+    const trainer = train(withZeRO(withDDP(loss), { stage: 1 }), sgd({ lr: 0.1 }), { comm });
+    await expect(trainer(await trainer.init(params()), null)).rejects.toThrow(
       "plait: withDDP: nested inside withZeRO; two strategies that both distribute do not compose",
     );
   });
 
   it("on one rank it is plain training, and gather() gives the params back", async () => {
     const comm = localComm();
-    const zero = withZeRO(loss, { stage: 2 });
-    const trainer = train(zero, sgd({ lr: 0.1 }), { comm });
-    const state = trainer.init(await zero.shard(params(), comm));
+    const trainer = train(withZeRO(loss, { stage: 2 }), sgd({ lr: 0.1 }), { comm });
+    const given = params();
+    const state = await trainer.init(given);
     expect(treeLeaves(state.params).map((t) => t.describe())).toEqual(["f32[4]"]);
+    expect(state.transforms.zero).toMatchObject({ layout: { worldSize: 1, shapes: [[1], [3]] } });
     await scope(() => trainer(state, null));
-    const full = (await zero.gather(state.params, comm)) as Record<string, Tree>;
+    const full = (await trainer.gather(state)) as Record<string, Tree>;
     expect(Object.fromEntries(Object.entries(full).map(([k, v]) => [k, treeLeaves(v)[0].toArray()]))).toEqual({
       w: [1, 2, 3],
       b: [4],
     });
+    expect(treeLeaves(full).some((t) => treeLeaves(given).includes(t))).toBe(false); // new tensors
   });
 });
 
 describe("withDeepSpeed: the config mapping", () => {
-  const step: Step<null> = () => ({ loss: 0, grads: [] });
+  const step: StepFn<null> = () => ({ loss: 0, grads: [] });
   it("derives and checks the batch sizes as DeepSpeed does", () => {
     const plan = (c: object, w = 1) => {
       const p = withDeepSpeed(step, c, w);
@@ -203,7 +201,7 @@ describe("withDeepSpeed: the config mapping", () => {
 
   it("fp16 takes DeepSpeed's scaler (2^initial_scale_power) or a static loss_scale", async () => {
     const comm = localComm();
-    const grads: Step<null> = (params, _b, ctx) => ({
+    const grads: StepFn<null> = (params, _b, ctx) => ({
       loss: 1,
       grads: treeMap((p) => tensor(new Float32Array(p.size).fill(ctx.lossScale), p.shape), params),
       gradScale: ctx.lossScale,
@@ -215,7 +213,7 @@ describe("withDeepSpeed: the config mapping", () => {
     ] as const) {
       const plan = withDeepSpeed(grads, { fp16, gradient_clipping: 0 });
       const trainer = train(plan.step, sgd({ lr: 0.1 }), { comm });
-      const { out, state } = await trainer(trainer.init({ w: tensor([[1, 2]]) }), null);
+      const { out, state } = await trainer(await trainer.init({ w: tensor([[1, 2]]) }), null);
       expect(out.metrics?.lossScale).toBe(scale);
       expect((state.transforms.amp as { kind: string }).kind).toBe(fp16.loss_scale ? "static" : "deepspeed");
     }
@@ -223,8 +221,8 @@ describe("withDeepSpeed: the config mapping", () => {
 });
 
 describe("sharded checkpoints", () => {
-  // Each rank saves its own shards, optimizer moments and loss scaler with save(); a later run
-  // takes the layout from the model's shapes (step.resume) and loads each rank's folder.
+  // Each rank saves its own TrainState (shards, optimizer moments, loss scaler, layout) with save();
+  // a later run restores it with trainer.restore(template, load(folder)).
   const RESUME = new URL("./fixtures/sharded-resume.mjs", import.meta.url);
   for (const kind of [2, 3, "fsdp"] as const) {
     it(`${kind === "fsdp" ? "withFSDP" : `withZeRO stage ${kind}`}: a run resumed from per-rank checkpoints continues bit for bit`, async () => {
@@ -250,9 +248,15 @@ describe("sharded checkpoints", () => {
     });
   }
 
-  it("resume refuses a template with no tensors to lay out", async () => {
+  it("restore refuses a template with no tensors to lay out, and a checkpoint of another layout", async () => {
     const comm = localComm();
-    const zero = withZeRO((() => ({ loss: 0, grads: {} })) as Step<null>, { stage: 2 });
-    await expect(zero.resume({}, comm)).rejects.toThrow("plait: withZeRO: the params have no tensors to shard");
+    const trainer = train(withZeRO((() => ({ loss: 0, grads: {} })) as StepFn<null>, { stage: 2 }), sgd({ lr: 0.1 }), {
+      comm,
+    });
+    const state = await trainer.init({ w: tensor([1, 2, 3]) });
+    await expect(trainer.restore({}, state)).rejects.toThrow("plait: withZeRO: the params have no tensors to shard");
+    await expect(trainer.restore({ w: tensor([1, 2, 3, 4]) }, state)).rejects.toThrow(
+      "plait: train.restore: loaded.params.shards[0] is f32[3], expected f32[4]",
+    );
   });
 });

@@ -11,7 +11,8 @@ import {
   treeFlatten,
   treeLeaves,
 } from "../core/tree.ts";
-import type { Ctx, Init, InitCtx, Step, StepLike } from "../step/contract.ts";
+import { keep } from "../core/scope.ts";
+import { type Ctx, type Init, type InitCtx, type Step, type StepLike, stateOf, withState } from "../step/contract.ts";
 import { transform } from "../step/transform.ts";
 import type { LossScaling } from "../precision/lossScaling.ts";
 import { type FlatLayout, flatLayout, flatten, shardOf, unflattenInto } from "./flat.ts";
@@ -47,6 +48,12 @@ export interface Layout {
   readonly units: readonly { readonly indices: readonly number[]; readonly flat: FlatLayout }[];
 }
 
+/** A sharding strategy's state: the layout, and the gathered params held through an accumulation window. */
+interface ShardingState {
+  readonly layout: Layout;
+  readonly window?: Tensor[];
+}
+
 /**
  * The engine of withZeRO and withFSDP. The params are grouped into units, each flattened into a
  * vector padded to a multiple of the world size, and `train` holds only this rank's contiguous
@@ -54,7 +61,7 @@ export interface Layout {
  * rank 0's), so an ordinary optimizer keeps state for the shards alone and updates them alone:
  * sharded optimizer state and master params without an optimizer wrapper. Each step:
  * - the full params are all-gathered (one allGather per unit) before the inner step and freed
- *   after it;
+ *   after it (stages 1 and 2 keep them, in the state, through an accumulation window);
  * - the inner step's gradients are flattened per unit and averaged over ranks (stage 1:
  *   allReduce, keeping this rank's shard; stages 2 and 3: reduceScatter), and returned as the
  *   shards' gradients with `shardedGrads`, so withGradClip outside takes the global norm.
@@ -63,9 +70,6 @@ export interface Layout {
  * withDDP's, so the params are DDP's.
  */
 export function shardedStep<B>(step: StepLike<B>, o: ShardingOptions): Step<B> {
-  const layoutOf_ = (ctx: Ctx | (InitCtx & { state: Readonly<Record<string, unknown>> })) =>
-    checkLayout(o, (ctx.state[o.key] as { layout?: Layout } | undefined)?.layout, ctx.worldSize);
-
   /** New full-params tensors in `dtype`, all-gathered from the shards (cast first where the dtypes differ). */
   const gatherFull = async (l: Layout, shards: Tensor[], comm: Comm, dtype: DType): Promise<Tensor[]> => {
     const leaves = l.shapes.map((s) => new Tensor(s, dtype));
@@ -150,10 +154,12 @@ export function shardedStep<B>(step: StepLike<B>, o: ShardingOptions): Step<B> {
     },
     async run(params, batch, ctx, inner) {
       const c = enterStrategy(o.op, ctx);
-      const l = layoutOf_(ctx);
+      const st = stateOf<ShardingState>(ctx, o.key);
+      const l = checkLayout(o, st?.layout, ctx.worldSize);
       const shards = shardsOf(o.op, params, l, ctx.computeDType);
-      const dtype = o.gatherDType ?? shards[0].dtype;
-      const full = await gatherFull(l, shards, ctx.comm, dtype);
+      // stages 1 and 2 keep the gathered params through an accumulation window (the shards only change at its end)
+      const full = st?.window ?? (await gatherFull(l, shards, ctx.comm, o.gatherDType ?? shards[0].dtype));
+      let hold = false;
       try {
         const computeCtx = o.gatherDType ? { ...c, computeDType: o.gatherDType } : c;
         const out = await inner.run(
@@ -161,17 +167,23 @@ export function shardedStep<B>(step: StepLike<B>, o: ShardingOptions): Step<B> {
           batch,
           o.scaling ? o.scaling.enter(computeCtx) : computeCtx,
         );
-        if (out.accumulating || out.skip) return out;
-        const scaled = o.scaling ? await o.scaling.update(out, ctx) : out;
+        if (out.accumulating && o.stage < 3) {
+          hold = true;
+          for (const t of full) keep(t);
+          return withState(out, o.key, { layout: l, window: full } satisfies ShardingState);
+        }
+        const ended = st?.window ? withState(out, o.key, { layout: l } satisfies ShardingState) : out;
+        if (ended.accumulating || ended.skip) return ended;
+        const scaled = o.scaling ? await o.scaling.update(ended, ctx) : ended;
         if (scaled.skip) return scaled; // train frees the grads without applying them
         const grads: ShardedParams = { shards: await reduce(l, scaled.grads, ctx, shards[0].dtype) };
         return { ...scaled, grads, shardedGrads: true };
       } finally {
-        for (const leaf of full) leaf.dispose();
+        if (!hold) for (const leaf of full) leaf.dispose();
       }
     },
     async gather(params, ctx) {
-      const l = layoutOf_(ctx);
+      const l = checkLayout(o, (ctx.state[o.key] as ShardingState | undefined)?.layout, ctx.worldSize);
       const shards = shardsOf(o.op, params, l, undefined);
       return fromSkeleton(l.skeleton, await gatherFull(l, shards, ctx.comm, shards[0].dtype)); // the masters' dtype
     },
