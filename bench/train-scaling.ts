@@ -58,11 +58,9 @@ export async function scalingRank(ctx: RankContext, a: Args): Promise<number[]> 
   const model = mlp([784, 256, 10]);
   const loss = valueAndGrad((p: Tree, b: { x: Tensor; y: Tensor }) => softmaxCrossEntropy(model.apply(p, b.x), b.y));
   const comm: Comm = ctx.comm;
-  const zero = a.strategy === "zero2" ? withZeRO(loss, { stage: 2 }) : undefined;
-  const step = zero ?? (a.strategy === "ddp" ? withDDP(loss) : loss);
+  const step = a.strategy === "zero2" ? withZeRO(loss, { stage: 2 }) : a.strategy === "ddp" ? withDDP(loss) : loss;
   const trainer = train(step, sgd({ lr: 0.1, momentum: 0.9 }), { comm });
-  const init = model.init(new Rng(0)) as unknown as Tree;
-  let state = trainer.init(zero ? await zero.shard(init, comm) : init);
+  let state = await trainer.init(model.init(new Rng(0)) as unknown as Tree);
   const batcher = new Batcher(data.train.n, {
     batchSize: a.batch / ctx.worldSize,
     seed: 0,

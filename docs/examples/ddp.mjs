@@ -24,8 +24,8 @@ const model = mlp([784, 256, 10]);
 const loss = valueAndGrad((params, batch) => softmaxCrossEntropy(model.apply(params, batch.x), batch.y));
 const step = withDDP(withAMP(loss, { precision: "bf16-mixed" }));
 const trainer = train(step, sgd({ lr: 0.1, momentum: 0.9 }), { comm: ctx.comm });
-// Each rank may start from its own params: withDDP broadcasts rank 0's before the first step.
-let state = trainer.init(model.init(new Rng(ctx.rank)));
+// Each rank may start from its own params: the init (withDDP's part of it) broadcasts rank 0's.
+let state = await trainer.init(model.init(new Rng(ctx.rank)));
 // 32 samples per rank per step: a global batch of 64, split as torch's DistributedSampler does.
 const batcher = new Batcher(data.train.n, { batchSize: 32, seed: 0, rank: ctx.rank, worldSize: ctx.worldSize });
 
