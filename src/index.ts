@@ -3,9 +3,8 @@
 
 export * from "./checkpoint/index.ts";
 export * from "./comm/index.ts";
-export { geluBackward, reluBackward, sigmoidBackward, tanhBackward } from "./core/activation-backward.ts";
 export { Arena } from "./core/arena.ts";
-export { fromBF16, fromF16, toBF16, toF16, unscaleAndCheckFinite } from "./core/cast.ts";
+export { fromBF16, fromF16, toBF16, toF16 } from "./core/cast.ts";
 export { DTYPES, type DType } from "./core/dtype.ts";
 export { full, ones } from "./core/fill.ts";
 export type { GemmOptions } from "./core/gemm.ts";

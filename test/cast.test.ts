@@ -12,8 +12,8 @@ import {
   tensor,
   toBF16,
   toF16,
-  unscaleAndCheckFinite,
 } from "../src/index.ts";
+import { unscaleAndCheckFinite } from "../src/core/cast.ts";
 
 // Casts are compared bit for bit with reference vectors from numpy (scripts/gen-cast-vectors.py
 // writes test/vectors/; see its docstring for the NaN policy), JavaScript's exact f32 → f64
