@@ -1,19 +1,8 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { bf16ToNumber, f16ToNumber, numberToBF16, numberToF16 } from "../src/core/tensor.ts";
-import {
-  cast,
-  configure,
-  fromBF16,
-  fromF16,
-  runtime,
-  scope,
-  Tensor,
-  tensor,
-  toBF16,
-  toF16,
-} from "../src/index.ts";
 import { unscaleAndCheckFinite } from "../src/core/cast.ts";
+import { bf16ToNumber, f16ToNumber, numberToBF16, numberToF16 } from "../src/core/tensor.ts";
+import { cast, configure, fromBF16, fromF16, runtime, scope, Tensor, tensor, toBF16, toF16 } from "../src/index.ts";
 
 // Casts are compared bit for bit with reference vectors from numpy (scripts/gen-cast-vectors.py
 // writes test/vectors/; see its docstring for the NaN policy), JavaScript's exact f32 → f64

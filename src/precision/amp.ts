@@ -2,13 +2,13 @@ import type { HalfDType } from "../core/castInto.ts";
 import { checkOptions } from "../core/options.ts";
 import type { Step, StepLike } from "../step/contract.ts";
 import { transform } from "../step/transform.ts";
+import { castParams } from "./castParams.ts";
 import { computeCopies } from "./computeCopies.ts";
 import { gradsInF32 } from "./gradDTypes.ts";
 import { lossScaling } from "./lossScaling.ts";
 import { type CastPolicy, checkPrecision, halfDTypeOf, type MixedPrecision, mixedPolicy } from "./policy.ts";
 import type { LossScaler } from "./scaler.ts";
 import { resolveScaler, type ScalerOption } from "./scalerOption.ts";
-import { castParams } from "./castParams.ts";
 
 export interface AmpOptions {
   precision: MixedPrecision;

@@ -1,5 +1,5 @@
-import type { Tensor } from "../core/tensor.ts";
 import type { HalfDType } from "../core/castInto.ts";
+import type { Tensor } from "../core/tensor.ts";
 
 /** Lightning's precision names (its 2.x vocabulary). */
 export type Precision = "64-true" | "32-true" | "16-mixed" | "bf16-mixed" | "16-true" | "bf16-true";

@@ -1,9 +1,9 @@
 import { scale } from "../core/arith.ts";
 import { clamp } from "../core/clamp.ts";
+import { checkOptions } from "../core/options.ts";
 import { maxAbs, sumSquares } from "../core/reduce.ts";
 import { tensor } from "../core/tensor.ts";
 import { treeLeaves } from "../core/tree.ts";
-import { checkOptions } from "../core/options.ts";
 import type { Ctx, Step, StepLike, StepOut } from "./contract.ts";
 import { transform } from "./transform.ts";
 

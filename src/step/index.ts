@@ -11,5 +11,5 @@ export {
   stateOf,
   withState,
 } from "./contract.ts";
-export { type Entered, type TransformSpec, toStep, transform } from "./transform.ts";
 export { type Trainer, type TrainOptions, type TrainState, train } from "./train.ts";
+export { type Entered, type TransformSpec, toStep, transform } from "./transform.ts";

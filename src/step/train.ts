@@ -145,7 +145,12 @@ function checkState(state: TrainState, what = "state"): void {
   }
 }
 
-/** The transforms' states must have the same keys, and tensors of the same shapes and dtypes, as a fresh init's. */
+/**
+ * The transforms' states must have the same keys, and tensors of the same shapes and dtypes, as a
+ * fresh init's, except where the fresh state holds null or nothing: there a transform keeps what
+ * it makes as it runs (withAccumulation's running sums of a window), which a checkpoint taken
+ * mid-way holds and a fresh init cannot describe.
+ */
 function checkTransforms(loaded: Readonly<Record<string, unknown>>, fresh: Readonly<Record<string, unknown>>): void {
   const a = Object.keys(loaded).sort();
   const b = Object.keys(fresh).sort();
@@ -155,7 +160,7 @@ function checkTransforms(loaded: Readonly<Record<string, unknown>>, fresh: Reado
     );
   }
   for (const k of b) {
-    const have = tensorsIn(loaded[k]);
+    const have = tensorsLike(loaded[k], fresh[k]);
     const want = tensorsIn(fresh[k]);
     const desc = (ts: Tensor[]) => ts.map((t) => t.describe()).join(", ");
     if (desc(have) !== desc(want)) {
@@ -164,6 +169,19 @@ function checkTransforms(loaded: Readonly<Record<string, unknown>>, fresh: Reado
       );
     }
   }
+}
+
+/** The tensors inside `v` (as tensorsIn), leaving out those where `like` holds null or nothing (a missing key). */
+function tensorsLike(v: unknown, like: unknown, out: Tensor[] = []): Tensor[] {
+  if (like === null || like === undefined) return out;
+  if (v instanceof Tensor) out.push(v);
+  else if (Array.isArray(v)) {
+    for (const [i, x] of v.entries()) tensorsLike(x, Array.isArray(like) && i < like.length ? like[i] : like, out);
+  } else if (v !== null && typeof v === "object") {
+    const byKey = typeof like === "object" && !Array.isArray(like) && !(like instanceof Tensor);
+    for (const k of Object.keys(v).sort()) tensorsLike((v as never)[k], byKey ? (like as never)[k] : like, out);
+  }
+  return out;
 }
 
 /** The tensors anywhere inside a value (arrays and plain objects), in key order. */

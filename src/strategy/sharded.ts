@@ -1,6 +1,7 @@
 import type { Comm } from "../comm/types.ts";
 import { cast } from "../core/cast.ts";
 import type { DType } from "../core/dtype.ts";
+import { keep } from "../core/scope.ts";
 import { type Shape, shapeStr, Tensor } from "../core/tensor.ts";
 import {
   fromSkeleton,
@@ -11,10 +12,9 @@ import {
   treeFlatten,
   treeLeaves,
 } from "../core/tree.ts";
-import { keep } from "../core/scope.ts";
+import type { LossScaling } from "../precision/lossScaling.ts";
 import { type Ctx, type Init, type InitCtx, type Step, type StepLike, stateOf, withState } from "../step/contract.ts";
 import { transform } from "../step/transform.ts";
-import type { LossScaling } from "../precision/lossScaling.ts";
 import { type FlatLayout, flatLayout, flatten, shardOf, unflattenInto } from "./flat.ts";
 import { enterStrategy } from "./nesting.ts";
 import { syncParams } from "./syncParams.ts";

@@ -1,5 +1,5 @@
-import type { Comm } from "../comm/types.ts";
 import { gatherStrings } from "../comm/gatherStrings.ts";
+import type { Comm } from "../comm/types.ts";
 import { leafPaths, type Tree, treeLeaves } from "../core/tree.ts";
 
 /**
