@@ -30,7 +30,12 @@ export function computeCopies(
       castInto(leaf, copy);
       return copy;
     });
-    return { tree: treeUnflatten(def, compute), release: () => made.forEach((t) => t.dispose()) };
+    return {
+      tree: treeUnflatten(def, compute),
+      release: () => {
+        for (const t of made) t.dispose();
+      },
+    };
   } catch (e) {
     for (const t of made) t.dispose();
     throw e;

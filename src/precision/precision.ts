@@ -133,7 +133,9 @@ function inF64<B>(step: StepLike<B>): Step<B> {
         params,
         batch: wide,
         ctx: { ...ctx, computeDType: "f64" },
-        release: () => made.forEach((t) => t.dispose()),
+        release: () => {
+          for (const t of made) t.dispose();
+        },
       };
     },
   });
