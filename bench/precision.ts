@@ -15,16 +15,15 @@ import {
   PRECISIONS,
   type Precision,
   Rng,
-  type Step,
   sgd,
   softmaxCrossEntropy,
   type Tensor,
   type Tree,
   train,
+  transform,
   treeLeaves,
   valueAndGrad,
   withPrecision,
-  wrapStep,
 } from "plait";
 import type { Measurement } from "./lib/measure.ts";
 import { type RatioCheck, report } from "./lib/report.ts";
@@ -60,23 +59,28 @@ async function measure(): Promise<Result[]> {
     return { x: images, y: labels };
   });
   const loss = valueAndGrad((p: Tree, b: Batch) => softmaxCrossEntropy(model.apply(p, b.x), b.y));
-  const runs = VARIANTS.map((v) => {
-    let gradBytes = 0;
-    const inner = withPrecision(loss, v.precision, v.masterWeights ? { masterWeights: true } : {});
-    const step: Step<Batch> = wrapStep(inner, async (p, b, c) => {
-      const out = await inner(p, b, c);
-      gradBytes = treeLeaves(out.grads).reduce((n, g) => n + g.byteLength, 0);
-      return out;
-    });
-    const trainer = train(step, sgd({ lr: 0.01, momentum: 0.9 }));
-    let state = trainer.init(model.init(new Rng(1)) as unknown as Tree);
-    let at = 0;
-    const steps = async (n: number) => {
-      for (let i = 0; i < n; i++) state = (await trainer(state, batches[at++ % batches.length])).state;
-    };
-    const bytes = () => treeLeaves(state.params).reduce((n, t) => n + t.byteLength, 0);
-    return { v, steps, bytes, grads: () => gradBytes, blocks: [] as number[] };
-  });
+  const runs = await Promise.all(
+    VARIANTS.map(async (v) => {
+      let gradBytes = 0;
+      const inner = withPrecision(loss, v.precision, v.masterWeights ? { masterWeights: true } : {});
+      // records the bytes of the grads the precision hands the optimizer
+      const step = transform(inner, {
+        name: "recordGradBytes",
+        update(out) {
+          gradBytes = treeLeaves(out.grads).reduce((n, g) => n + g.byteLength, 0);
+          return out;
+        },
+      });
+      const trainer = train(step, sgd({ lr: 0.01, momentum: 0.9 }));
+      let state = await trainer.init(model.init(new Rng(1)) as unknown as Tree);
+      let at = 0;
+      const steps = async (n: number) => {
+        for (let i = 0; i < n; i++) state = (await trainer(state, batches[at++ % batches.length])).state;
+      };
+      const bytes = () => treeLeaves(state.params).reduce((n, t) => n + t.byteLength, 0);
+      return { v, steps, bytes, grads: () => gradBytes, blocks: [] as number[] };
+    }),
+  );
   for (const r of runs) await r.steps(WARMUP);
   for (let round = 0; round < ROUNDS; round++) {
     for (const r of runs) {

@@ -43,7 +43,7 @@ async function measurePlait(data: ReturnType<typeof loadMnist>) {
   const model = mlp([784, 256, 10]);
   const loss = (p: Tree, b: { x: Tensor; y: Tensor }) => softmaxCrossEntropy(model.apply(p, b.x), b.y);
   const trainer = train(valueAndGrad(loss), sgd({ lr: LR }));
-  let state = trainer.init(model.init(new Rng(0)) as unknown as Tree);
+  let state = await trainer.init(model.init(new Rng(0)) as unknown as Tree);
   const batcher = new Batcher(data.train.n, { batchSize: BATCH, seed: 0 });
   const epochSeconds: number[] = [];
   const bytes: number[] = [];

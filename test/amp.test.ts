@@ -1,8 +1,8 @@
 // withAMP ("16-mixed", "bf16-mixed") and the half-precision matmul under it: the half product
 // against a float64 reference of the rounded operands; the loss-scale sequence under injected
 // overflows against torch's GradScaler algorithm (and DeepSpeed's) end to end through train;
-// bit-identical skipped steps; the global skip decision through ctx.comm; the compute-copy
-// cache and the cast policy; MLP training close to 32-true; checkpoint resume bit for bit; bad input.
+// bit-identical skipped steps; the global skip decision through ctx.comm; the per-step compute
+// copies and the cast policy; MLP training close to 32-true; checkpoint resume bit for bit; bad input.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,7 +16,8 @@ import {
   type Ctx,
   deepspeedScaler,
   type LossScaler,
-  type Step,
+  type StepFn,
+  type StepLike,
   type StepOut,
   scope,
   sgd,
@@ -26,6 +27,7 @@ import {
   tensor,
   torchScaler,
   train,
+  transform,
   treeLeaves,
   treeMap,
   unscale,
@@ -180,11 +182,17 @@ describe("matmul with a half operand", () => {
 // ------------------------------------------------------------------------------------------
 
 /** A step whose grads are 0.5 per element times the loss scale, with an inf on chosen steps. */
-function injectedStep(overflowAt: ReadonlySet<number>, seen: Ctx[] = [], seenParams: Tree[] = []) {
+function injectedStep(
+  overflowAt: ReadonlySet<number>,
+  seen: Ctx[] = [],
+  seenParams: Tree[] = [],
+  seenValues: number[][][] = [],
+) {
   let t = 0;
-  const step: Step<unknown> = (params, _batch, ctx): StepOut => {
+  const step: StepFn<unknown> = (params, _batch, ctx): StepOut => {
     seen.push(ctx);
     seenParams.push(params);
+    seenValues.push(treeLeaves(params).map((p) => p.toArray()));
     const grads = treeMap((p) => {
       const g = new Tensor(p.shape, "f32");
       g.data().fill(0.5 * ctx.lossScale);
@@ -225,9 +233,13 @@ function torchSequence(overflows: ReadonlySet<number>, steps: number, init: numb
   return { seq, scale, tracker };
 }
 
-async function run(step: Step<unknown>, steps: number, opts: { comm?: Comm; optimizer?: ReturnType<typeof sgd> } = {}) {
+async function run(
+  step: StepLike<unknown>,
+  steps: number,
+  opts: { comm?: Comm; optimizer?: ReturnType<typeof sgd> } = {},
+) {
   const trainer = train(step, opts.optimizer ?? sgd({ lr: 0.25 }), { comm: opts.comm });
-  let state = trainer.init(smallParams());
+  let state = await trainer.init(smallParams());
   const outs: StepOut[] = [];
   for (let t = 0; t < steps; t++) {
     const r = await trainer(state, undefined);
@@ -264,6 +276,12 @@ describe("withAMP 16-mixed: loss scaling", () => {
   });
 
   it("uses torch's defaults (2^16, interval 2000) and a DeepSpeed scaler value as given", async () => {
+    // the scaler is made by the init (state.transforms.amp), before the first step
+    const fresh = await train(withAMP(injectedStep(new Set()), { precision: "16-mixed" }), sgd({ lr: 0.25 })).init(
+      smallParams(),
+    );
+    expect(fresh.transforms.amp).toEqual(torchScaler());
+    expect(fresh.transforms.amp).toMatchObject({ kind: "torch", scale: 2 ** 16, growthInterval: 2000 });
     const { outs } = await run(withAMP(injectedStep(new Set()), { precision: "16-mixed" }), 2);
     expect(outs.map((o) => o.metrics?.lossScale)).toEqual([2 ** 16, 2 ** 16]);
     // DeepSpeed: hysteresis 2 (the first overflow only uses it up, still skipping), window counted from the last overflow
@@ -286,7 +304,7 @@ describe("withAMP 16-mixed: loss scaling", () => {
   it("leaves params and optimizer state (moments, step count) bit-identical on a skipped step", async () => {
     const step = withAMP(injectedStep(new Set([3])), { precision: "16-mixed", scaler: { initScale: 256 } });
     const trainer = train(step, adamw({ lr: 0.01 }));
-    let state = trainer.init(smallParams());
+    let state = await trainer.init(smallParams());
     for (let t = 0; t < 3; t++) state = (await trainer(state, undefined)).state;
     const before = { params: bytesOf(state.params), slots: bytesOf(state.opt.slots as Tree), step: state.opt.step };
     const r = await trainer(state, undefined);
@@ -341,17 +359,23 @@ describe("withAMP 16-mixed: loss scaling", () => {
   it("does not unscale grads that are already unscaled, and unscale() refuses to run twice", async () => {
     const inner: Uint8Array[] = [];
     const outer: Uint8Array[] = [];
-    const unscaled: Step<unknown> = (params, batch, ctx) => {
+    const unscaled: StepFn<unknown> = (params, batch, ctx) => {
       const out = injectedStep(new Set())(params, batch, { ...ctx, lossScale: 1 }) as StepOut;
       inner.push(bytesOf(out.grads));
       return { ...out, gradScale: 1 };
     };
     const amp = withAMP(unscaled, { precision: "16-mixed", scaler: { initScale: 4 } });
-    await run(async (p, b, c) => {
-      const out = await amp(p, b, c);
-      outer.push(bytesOf(out.grads));
-      return out;
-    }, 2);
+    await run(
+      transform(amp, {
+        name: "recordGrads",
+        async run(p, b, c, inner) {
+          const out = await inner.run(p, b, c);
+          outer.push(bytesOf(out.grads));
+          return out;
+        },
+      }),
+      2,
+    );
     expect(outer).toEqual(inner);
     scope(() => {
       const out = { loss: 0, grads: { w: tensor([4, 8]) }, gradScale: 4 };
@@ -377,22 +401,31 @@ describe("withAMP 16-mixed: loss scaling", () => {
 
 describe("withAMP: compute copies and the cast policy", () => {
   for (const precision of ["16-mixed", "bf16-mixed"] as const) {
-    it(`${precision}: weights (ndim ≥ 2) arrive as cached half copies recast each step; 1-D leaves as the f32 masters`, async () => {
+    it(`${precision}: weights (ndim ≥ 2) arrive as half copies cast for each step and freed after it; 1-D leaves as the f32 masters`, async () => {
       const seen: Ctx[] = [];
       const params: Tree[] = [];
-      const step = withAMP(injectedStep(new Set(), seen, params), { precision });
+      const values: number[][][] = []; // each step's leaves (b, w), read during the step
+      const step = withAMP(injectedStep(new Set(), seen, params, values), { precision });
       const { state } = await run(step, 3);
       const half = precision === "16-mixed" ? "f16" : "bf16";
       const ws = params.map((p) => (p as any).w as Tensor);
       expect(ws.map((w) => w.dtype)).toEqual([half, half, half]);
-      expect(ws[1]).toBe(ws[0]); // the same buffer every step, never reallocated
-      expect(params[1]).toBe(params[0]); // and the same tree
-      expect((params[0] as any).b).toBe((state.params as any).b); // the master itself
+      expect(new Set(ws).size).toBe(3); // a new copy every step: nothing cached that could go stale
+      expect(ws.every((w) => w.disposed)).toBe(true); // each freed once its step ran
+      expect(params[1]).not.toBe(params[0]); // and a new tree
+      expect(params.every((p) => (p as any).b === (state.params as any).b)).toBe(true); // the master itself
+      expect((state.params as any).w.dtype).toBe("f32");
       expect(seen.map((c) => c.computeDType)).toEqual([half, half, half]);
-      // the copy holds the master after the latest update (two updates before the third step)
+      expect(seen.map((c) => c.paramsCopiedBy)).toEqual(["withAMP", "withAMP", "withAMP"]);
+      // each copy holds the master after the latest update (k updates before step k)
       const master = (state.params as any).w.toArray() as number[];
-      const beforeThird = master.map((v) => Math.fround(v + 0.25 * 0.5));
-      expect(ws[2].toArray()).toEqual(beforeThird.map(ROUND[half]));
+      for (let k = 0; k < 3; k++) {
+        const before = master.map((v) => {
+          for (let i = 0; i < 3 - k; i++) v = Math.fround(v + 0.25 * 0.5);
+          return v;
+        });
+        expect(values[k][1]).toEqual(before.map(ROUND[half]));
+      }
     });
   }
 });
@@ -424,7 +457,7 @@ describe("withAMP: training the MNIST MLP", () => {
     const model = mnistModel(32);
     const order = batchOrder(1).slice(0, 12);
     // init 2^24 overflows f16 at the cast of G, so the scaler backs off, grows and backs off again
-    const wrap = (s: Step<any>) =>
+    const wrap = (s: StepLike<any>) =>
       withAMP(s, { precision: "16-mixed", scaler: { initScale: 2 ** 24, growthInterval: 3 } });
     const straight = await trainMlp(model, wrap, order);
     const scales = straight.outs.map((o) => o.metrics?.lossScale);
@@ -483,15 +516,26 @@ describe("withAMP: bad input", () => {
 
   it("refuses to nest loss scalers, non-f32 master params, and an inner gradScale that is neither the scale nor 1", async () => {
     const inner = withAMP(step, { precision: "16-mixed" });
+    // two withAMPs: their scalers would share the state key "amp", refused by the init
     await expect(run(withAMP(inner, { precision: "16-mixed" }), 1)).rejects.toThrow(
-      /plait: withAMP: the loss is already scaled \(ctx.lossScale 65536\)/,
+      'plait: withAMP: state key "amp" is already used by a transform inside it (withAMP(step)); two transforms cannot share one key',
+    );
+    // a loss already scaled by something outside (here a transform that scales it by 2)
+    const scaledOutside = transform(inner, {
+      name: "scaleLoss",
+      enter: (params, batch, ctx) => ({ params, batch, ctx: { ...ctx, lossScale: 2 } }),
+    });
+    await expect(run(scaledOutside, 1)).rejects.toThrow(
+      /plait: withAMP: the loss is already scaled \(ctx.lossScale 2\)/,
     );
     const amp = withAMP(step, { precision: "bf16-mixed" });
     const ctx = { rank: 0, worldSize: 1, lossScale: 1, computeDType: "f64", state: {} } as unknown as Ctx;
-    await expect(async () => amp({ w: tensor([[1]], undefined, { dtype: "f64" }) }, undefined, ctx)).rejects.toThrow(
-      "plait: withAMP: params leaf 0 is f64[1, 1]; the f32 master params must be f32 (train.init casts them when the step says so)",
+    await expect(async () =>
+      amp.run({ w: tensor([[1]], undefined, { dtype: "f64" }) }, undefined, ctx),
+    ).rejects.toThrow(
+      "plait: withAMP: params leaf 0 is f64[1, 1]; the master params must be f32 (its init casts them; start from trainer.init)",
     );
-    const wrong: Step<unknown> = (p, b, c) => ({ ...(step(p, b, c) as StepOut), gradScale: 3 });
+    const wrong: StepFn<unknown> = (p, b, c) => ({ ...(step(p, b, c) as StepOut), gradScale: 3 });
     await expect(run(withAMP(wrong, { precision: "16-mixed", scaler: { initScale: 8 } }), 1)).rejects.toThrow(
       "plait: withAMP: the inner step returned gradScale 3, expected 8 (the loss scale it was given) or 1 (unscaled)",
     );

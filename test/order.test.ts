@@ -1,17 +1,17 @@
 // DESIGN invariant 1 for the precision transforms: every sensible nesting trains to the same
 // parameters, bit for bit (the loss scale is a power of two, so scaling commutes with rounding).
 import { describe, expect, it } from "vitest";
-import { withAccumulation } from "../src/precision/accumulate.ts";
 import { withAMP } from "../src/precision/amp.ts";
-import { withGradClip } from "../src/precision/clip.ts";
-import type { Step } from "../src/step/contract.ts";
+import { withAccumulation } from "../src/step/accumulate.ts";
+import { withGradClip } from "../src/step/clip.ts";
+import type { StepLike } from "../src/step/contract.ts";
 import { type Batch, batchOrder, bytesOf, mnistModel, trainMlp } from "./precision-helpers.ts";
 
 const model = mnistModel(32);
 const order = batchOrder(1).slice(0, 12);
 const clip = { maxNorm: 0.5 }; // small enough that most steps clip
 
-async function paramsAfter(wrap: (s: Step<Batch>) => Step<Batch>) {
+async function paramsAfter(wrap: (s: StepLike<Batch>) => StepLike<Batch>) {
   const { state, outs } = await trainMlp(model, wrap, order);
   return { bytes: bytesOf(state.params), outs };
 }

@@ -10,8 +10,8 @@ import { softmaxCrossEntropy } from "../src/ops/loss.ts";
 import { valueAndGrad } from "../src/ops/valueAndGrad.ts";
 import { sgd } from "../src/optim/sgd.ts";
 import type { Optimizer } from "../src/optim/types.ts";
-import type { Step, StepOut } from "../src/step/contract.ts";
-import { type TrainState, train } from "../src/step/train.ts";
+import type { StepFn, StepLike, StepOut } from "../src/step/contract.ts";
+import { type Trainer, type TrainState, train } from "../src/step/train.ts";
 
 export interface Batch {
   x: Tensor;
@@ -24,7 +24,7 @@ export const digits = loadMnist({ train: 512, test: 500, seed: 3 });
 export const mnistModel = (hidden = 64): Mlp => mlp([784, hidden, 10]);
 
 /** The mean softmax cross-entropy step of `model`. */
-export const lossStep = (model: Mlp): Step<Batch> =>
+export const lossStep = (model: Mlp): StepFn<Batch> =>
   valueAndGrad((params: Tree, b: Batch) => softmaxCrossEntropy(model.apply(params, b.x), b.y));
 
 /** The batches of `epochs` epochs of batch size 32 over the 512 training digits, in a fixed order. */
@@ -35,17 +35,25 @@ export function batchOrder(epochs: number): Int32Array[] {
 
 /**
  * Trains `model` from seed-7 params through `wrap(lossStep)` with `optimizer` (default SGD,
- * lr 0.1, momentum 0.9) on `order`; returns the final state and each step's out.
+ * lr 0.1, momentum 0.9) on `order`; returns the final state, each step's out and the trainer. Given
+ * `loaded` (a TrainState read back with `load`), it continues from it through trainer.restore.
  */
 export async function trainMlp(
   model: Mlp,
-  wrap: (s: Step<Batch>) => Step<Batch>,
+  wrap: (s: StepLike<Batch>) => StepLike<Batch>,
   order: Int32Array[],
-  state?: TrainState,
+  loaded?: TrainState,
   optimizer: Optimizer = sgd({ lr: 0.1, momentum: 0.9 }),
-): Promise<{ state: TrainState; outs: StepOut[] }> {
+): Promise<{ state: TrainState; outs: StepOut[]; trainer: Trainer<Batch> }> {
   const trainer = train(wrap(lossStep(model)), optimizer);
-  let s = state ?? trainer.init(model.init(new Rng(7)) as unknown as Tree);
+  const initial = model.init(new Rng(7)) as unknown as Tree;
+  let s: TrainState;
+  if (loaded) {
+    s = await trainer.restore(initial, loaded);
+    for (const t of treeLeaves(initial)) t.dispose(); // only a template: restore keeps loaded's tensors
+  } else {
+    s = await trainer.init(initial);
+  }
   const outs: StepOut[] = [];
   for (const idx of order) {
     const out = await scope(async () => {
@@ -56,7 +64,7 @@ export async function trainMlp(
     });
     outs.push(out);
   }
-  return { state: s, outs };
+  return { state: s, outs, trainer };
 }
 
 /** Mean loss and accuracy of `params` on the 500 test digits (images cast to f64 for f64 params). */

@@ -1,6 +1,6 @@
 // withPrecision: 64-true against a float64 reference MLP; the true half precisions (half params
 // and grads, half the bytes; the optimizer's widen–update–round); master weights keeping the
-// small updates that pure bf16-true loses; train.init and the step's paramDType; bad input.
+// small updates that pure bf16-true loses; train.init casting the params (the init chain); bad input.
 import { describe, expect, it } from "vitest";
 import { bf16ToNumber, f16ToNumber, numberToBF16, numberToF16 } from "../src/core/tensor.ts";
 import { gatherBatch } from "../src/data/gather.ts";
@@ -11,8 +11,8 @@ import {
   cast,
   type Optimizer,
   PRECISIONS,
-  paramDTypeOf,
-  type Step,
+  type StepFn,
+  type StepLike,
   type StepOut,
   scope,
   sgd,
@@ -20,11 +20,11 @@ import {
   type Tree,
   tensor,
   train,
+  transform,
   treeFlatten,
   treeLeaves,
   treeMap,
   withPrecision,
-  wrapStep,
 } from "../src/index.ts";
 import { mlp } from "../src/nn/mlp.ts";
 import { matmul } from "../src/ops/linear.ts";
@@ -112,14 +112,18 @@ describe("64-true", () => {
       dtypes.add(`x ${b.x.dtype}, ctx ${ctx.computeDType}`);
       return lossStep(model)(p, b, ctx);
     }, "64-true");
-    const recorded = wrapStep(step, async (p, b, ctx) => {
-      const out = await step(p, b, ctx);
-      for (const g of treeLeaves(out.grads)) dtypes.add(`grad ${g.dtype}`);
-      return out;
+    const recorded = transform(step, {
+      name: "recordGradDTypes",
+      async run(p, b, ctx, inner) {
+        const out = await inner.run(p, b, ctx);
+        for (const g of treeLeaves(out.grads)) dtypes.add(`grad ${g.dtype}`);
+        return out;
+      },
     });
-    expect(paramDTypeOf(recorded)).toBe("f64");
     const trainer = train(recorded, sgd({ lr: 0.1, momentum: 0.9 }));
-    let state = trainer.init(init as unknown as Tree);
+    let state = await trainer.init(init as unknown as Tree);
+    // the init chain runs through the transform around withPrecision: the params train holds are f64
+    expect(treeLeaves(state.params).map((t) => t.dtype)).toEqual(["f64", "f64", "f64", "f64"]);
     const losses: number[] = [];
     const batches: { x: Float64Array; y: Int32Array }[] = [];
     for (const idx of order) {
@@ -154,19 +158,20 @@ describe("64-true", () => {
 
 describe("16-true and bf16-true", () => {
   /** Params and grads bytes of one step of the MNIST MLP under `wrap`. */
-  async function bytesUnder(wrap: (s: Step<Batch>) => Step<Batch>) {
+  async function bytesUnder(wrap: (s: StepLike<Batch>) => StepLike<Batch>) {
     let grads = 0;
     const { state } = await trainMlp(
       mnistModel(),
-      (s) => {
-        const inner = wrap(s);
-        return wrapStep(inner, async (p, b, c) => {
-          const out = await inner(p, b, c);
-          grads = totalBytes(out.grads);
-          expect(treeLeaves(out.grads).map((g) => g.dtype)).toEqual(treeLeaves(p).map((t) => t.dtype));
-          return out;
-        });
-      },
+      (s) =>
+        transform(wrap(s), {
+          name: "recordGradBytes",
+          async run(p, b, c, inner) {
+            const out = await inner.run(p, b, c);
+            grads = totalBytes(out.grads);
+            expect(treeLeaves(out.grads).map((g) => g.dtype)).toEqual(treeLeaves(p).map((t) => t.dtype));
+            return out;
+          },
+        }),
       batchOrder(1).slice(0, 1),
     );
     return { params: totalBytes(state.params), grads };
@@ -229,7 +234,7 @@ describe("16-true and bf16-true", () => {
   it("with a loss scaler (16-true only): scaled, unscaled in f32, rounded to f16; state under 'precision'", async () => {
     const seen: number[] = [];
     let t = 0;
-    const inner: Step<unknown> = (params, _b, ctx): StepOut => {
+    const inner: StepFn<unknown> = (params, _b, ctx): StepOut => {
       seen.push(ctx.lossScale);
       const grads = treeMap((p) => {
         const g = new Tensor(p.shape, "f32");
@@ -243,7 +248,7 @@ describe("16-true and bf16-true", () => {
       withPrecision(inner, "16-true", { scaler: { initScale: 1024, growthInterval: 1 } }),
       sgd({ lr: 1 }),
     );
-    let state = trainer.init({ w: tensor([[1, 2]]) });
+    let state = await trainer.init({ w: tensor([[1, 2]]) });
     const skips: boolean[] = [];
     for (let i = 0; i < 3; i++) {
       const r = await trainer(state, undefined);
@@ -263,23 +268,25 @@ describe("master weights", () => {
   async function run(opts: { masterWeights?: boolean }) {
     const x = tensor([[1, 1]]);
     const seenW: Tensor[] = [];
+    const seenValues: number[][] = [];
     const step = withPrecision(
       (p: Tree, b: unknown, ctx: Ctx) => {
         seenW.push((p as any).w);
+        seenValues.push((p as any).w.toArray());
         return valueAndGrad((q: any) => sum(matmul(x, q.w)))(p, b, ctx);
       },
       "bf16-true",
       opts,
     );
     const trainer = train(step, sgd({ lr: 1e-3 }));
-    let state = trainer.init({ w: tensor([[1], [1]]) });
+    let state = await trainer.init({ w: tensor([[1], [1]]) });
     const losses: number[] = [];
     for (let i = 0; i < 20; i++) {
       const r = await trainer(state, undefined);
       state = r.state;
       losses.push(r.out.loss);
     }
-    return { w: (state.params as any).w as Tensor, seen: seenW, losses };
+    return { w: (state.params as any).w as Tensor, seen: seenW, seenValues, losses };
   }
 
   it("keep the small updates that pure bf16-true loses to rounding", async () => {
@@ -290,27 +297,31 @@ describe("master weights", () => {
     const master = await run({ masterWeights: true });
     expect(master.w.dtype).toBe("f32");
     let w = 1;
-    for (let i = 0; i < 20; i++) w = Math.fround(w - Math.fround(1e-3));
+    const masters: number[] = []; // the master before each step
+    for (let i = 0; i < 20; i++) {
+      masters.push(w);
+      w = Math.fround(w - Math.fround(1e-3));
+    }
     expect(master.w.toArray()).toEqual([w, w]);
-    // the step computed with a cached bf16 copy of the masters, which follows them
-    expect(master.seen[0].dtype).toBe("bf16");
-    expect(master.seen[19]).toBe(master.seen[0]);
+    // each step computed with a bf16 copy of the masters made for it (so it follows them) and
+    // freed after it: a new tensor every step, none kept between steps
+    expect(master.seen.map((t) => t.dtype)).toEqual(Array(20).fill("bf16"));
+    expect(master.seenValues).toEqual(masters.map((m) => [ROUND.bf16(m), ROUND.bf16(m)]));
+    expect(new Set(master.seen).size).toBe(20);
+    expect(master.seen.every((t) => t.disposed)).toBe(true);
     expect(master.losses.at(-1)).toBe(2 * ROUND.bf16(Math.fround(w + Math.fround(1e-3))));
     expect(master.losses.at(-1)).toBeLessThan(2);
   });
 });
 
-describe("train and the step's param dtype", () => {
-  it("train.init casts the params into new tensors of the step's paramDType; wrapStep passes it on", async () => {
+describe("train.init and the precision's param dtype", () => {
+  it("train.init casts the params into new tensors of the precision's dtype; a transform around it keeps its init", async () => {
     const w = tensor([[0.1, 0.2]]);
-    const step = withPrecision(
-      valueAndGrad((p: any) => sum(matmul(p.w, tensor([[1], [1]])))),
-      "bf16-true",
-    );
-    const wrapped = wrapStep(step, (p, b, c) => step(p, b, c));
-    expect(paramDTypeOf(wrapped)).toBe("bf16");
+    const loss = valueAndGrad((p: any) => sum(matmul(p.w, tensor([[1], [1]]))));
+    const step = withPrecision(loss, "bf16-true");
+    const wrapped = transform(step, { name: "passThrough" });
     const trainer = train(wrapped, sgd({ lr: 0.1 }));
-    const state = trainer.init({ w });
+    const state = await trainer.init({ w });
     const held = (state.params as any).w as Tensor;
     expect(held).not.toBe(w);
     expect(held.dtype).toBe("bf16");
@@ -318,17 +329,17 @@ describe("train and the step's param dtype", () => {
     expect(w.dtype).toBe("f32");
     await trainer(state, undefined);
     // 32-true keeps f32 leaves as they are (no copy)
-    expect((train(withPrecision(step, "32-true"), sgd({ lr: 0.1 })).init({ w }).params as any).w).toBe(w);
+    expect(((await train(withPrecision(loss, "32-true"), sgd({ lr: 0.1 })).init({ w })).params as any).w).toBe(w);
   });
 
-  it("a wrapper that drops the paramDType gets a clear error, not silently f32 params", async () => {
+  it("a wrapper that skips the step's init (a bare function calling its run) gets a clear error, not silently f32 params", async () => {
     const step = withPrecision(
       valueAndGrad((p: any) => sum(p.w)),
       "bf16-true",
     );
-    const trainer = train((p: Tree, b: unknown, c: Ctx) => step(p, b, c), sgd({ lr: 0.1 }));
-    await expect(trainer(trainer.init({ w: tensor([1, 2]) }), undefined)).rejects.toThrow(
-      /plait: withPrecision: params leaf 0 is f32\[2\], expected bf16 under "bf16-true" .* must pass it on with wrapStep/,
+    const trainer = train((p: Tree, b: unknown, c: Ctx) => step.run(p, b, c), sgd({ lr: 0.1 }));
+    await expect(trainer(await trainer.init({ w: tensor([1, 2]) }), undefined)).rejects.toThrow(
+      /plait: withPrecision: params leaf 0 is f32\[2\], expected bf16 under "bf16-true" \(its init casts the params: start from trainer\.init\)/,
     );
   });
 
@@ -372,7 +383,7 @@ describe("withPrecision: bad input", () => {
       /option scaler: loss scaler option initScale must be a finite number > 0, got -1/,
     );
     expect(() => withPrecision(step, "16-true", { master: true } as any)).toThrow(
-      "plait: withPrecision: unknown options master; it takes masterWeights, scaler",
+      "plait: withPrecision: unknown option master; known: masterWeights, scaler",
     );
     expect(() => withPrecision(step, "16-true", { masterWeights: 1 } as any)).toThrow(
       "plait: withPrecision: option masterWeights must be a boolean, got 1",
