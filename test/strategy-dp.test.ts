@@ -2,9 +2,9 @@ import { describe, expect, it } from "vitest";
 import { localComm } from "../src/comm/local.ts";
 import type { Comm } from "../src/comm/types.ts";
 import { tensor } from "../src/core/tensor.ts";
+import { sgd } from "../src/optim/sgd.ts";
 import type { Ctx, StepFn } from "../src/step/contract.ts";
 import { train } from "../src/step/train.ts";
-import { sgd } from "../src/optim/sgd.ts";
 import { withDDP, withDP } from "../src/strategy/index.ts";
 import { identical, maxDiff, runRanks as run } from "./strategy-run.ts";
 
