@@ -1,12 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { mul, sgd, sum, type Tensor, tensor, train, valueAndGrad, withGradClip } from "../src/index.ts";
+import { mul, sgd, sum, type Tensor, type Tree, tensor, train, valueAndGrad, withGradClip } from "../src/index.ts";
 
 // torch's clip_grad_norm_ divides by norm + 1e-6, not by the norm: with gradients this small the
 // epsilon is most of the denominator, so these hand-computed cases pin it (a test that compares
 // with toBeCloseTo on ordinary gradients cannot see it).
 
 /** loss = Σ w·c, so the gradient is exactly c; sgd with lr 1 then makes w = −(clipped c). */
-const loss = valueAndGrad((p: { w: Tensor }, c: Tensor) => sum(mul(p.w, c)));
+const loss = valueAndGrad((p: Tree, c: Tensor) => sum(mul((p as { w: Tensor }).w, c)));
 
 async function clippedGrad(c: number[], maxNorm: number): Promise<{ grad: number[]; gradNorm?: number }> {
   const t = train(withGradClip(loss, { maxNorm }), sgd({ lr: 1 }));

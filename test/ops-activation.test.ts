@@ -28,7 +28,7 @@ describe("activations", () => {
           const xs = Array.from(randn(rng, n, 2), (v) => (Math.abs(v) < 1e-3 ? 0.5 : v));
           const ts = randn(rng, n);
           const x = tensor(xs, [n]);
-          const t = tensor(ts, [n]);
+          const t = tensor(ts, [n], { dtype: "f32" });
           const xv = x.toArray();
           const tv = t.toArray();
           const { loss, grads } = valueAndGrad((p: any) => mse(op(p.x), t))({ x }, undefined);

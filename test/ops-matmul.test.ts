@@ -56,10 +56,10 @@ describe("matmul", () => {
       [128, 784, 256],
     ]) {
       scope(() => {
-        const a = tensor(randn(rng, m * k), [m, k]);
-        const b = tensor(randn(rng, k * n), [k, n]);
-        const bias = tensor(randn(rng, n), [n]);
-        const t = tensor(randn(rng, m * n), [m, n]);
+        const a = tensor(randn(rng, m * k), [m, k], { dtype: "f32" });
+        const b = tensor(randn(rng, k * n), [k, n], { dtype: "f32" });
+        const bias = tensor(randn(rng, n), [n], { dtype: "f32" });
+        const t = tensor(randn(rng, m * n), [m, n], { dtype: "f32" });
         const [av, bv, tv] = [a.toArray(), b.toArray(), t.toArray()];
         const { grads } = valueAndGrad((p: any) => mse(linear(p.a, p.b, p.bias), t))({ a, b, bias }, undefined);
         const y = matmulRef(av, bv, m, n, k, false, false).map((v, i) => v + bias.toArray()[i % n]);

@@ -70,7 +70,7 @@ describe("reshape", () => {
 
   it("keeps the elements in order and infers one -1", () => {
     scope(() => {
-      const x = tensor(randn(rng, 24), [2, 3, 4]);
+      const x = tensor(randn(rng, 24), [2, 3, 4], { dtype: "f32" });
       const y = reshape(x, [4, -1]);
       expect(y.shape).toEqual([4, 6]);
       expect(y.toArray()).toEqual(x.toArray());
