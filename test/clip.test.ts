@@ -1,15 +1,15 @@
 import { describe, expect, it } from "vitest";
 import { localComm } from "../src/comm/local.ts";
 import { clamp } from "../src/core/clamp.ts";
-import { scope, type Tensor, tensor } from "../src/index.ts";
-import { withAccumulation } from "../src/precision/accumulate.ts";
-import { withGradClip } from "../src/precision/clip.ts";
-import type { Ctx, Step, StepOut } from "../src/step/contract.ts";
+import { scope, sgd, type Tensor, tensor, train } from "../src/index.ts";
+import { withAccumulation } from "../src/step/accumulate.ts";
+import { withGradClip } from "../src/step/clip.ts";
+import type { Ctx, StepFn, StepOut } from "../src/step/contract.ts";
 
 const ctx = (): Ctx => ({ rank: 0, worldSize: 1, comm: localComm(), lossScale: 1, computeDType: "f32", state: {} });
 
 /** A step that returns fixed gradients (copies, multiplied by gradScale), standing in for backward. */
-function fixedStep(values: number[][], gradScale = 1): Step<null> {
+function fixedStep(values: number[][], gradScale = 1): StepFn<null> {
   return (): StepOut => ({
     loss: 1,
     grads: values.map((v) => tensor(v.map((x) => x * gradScale))),
@@ -26,7 +26,7 @@ const values = [
 describe("withGradClip", () => {
   it("scales by maxNorm / (norm + 1e-6) when the global 2-norm is larger (torch's clip_grad_norm_)", () =>
     scope(async () => {
-      const out = await withGradClip(fixedStep(values), { maxNorm: 5 })(null as never, null, ctx());
+      const out = await withGradClip(fixedStep(values), { maxNorm: 5 }).run(null as never, null, ctx());
       const norm = f64Norm(values);
       expect(out.metrics?.gradNorm).toBeCloseTo(norm, 5);
       const coef = 5 / (norm + 1e-6);
@@ -38,16 +38,20 @@ describe("withGradClip", () => {
 
   it("leaves gradients bit-identical when the norm is below maxNorm", () =>
     scope(async () => {
-      const out = await withGradClip(fixedStep(values), { maxNorm: 1000 })(null as never, null, ctx());
+      const out = await withGradClip(fixedStep(values), { maxNorm: 1000 }).run(null as never, null, ctx());
       expect((out.grads as Tensor[]).flatMap((t) => t.toArray())).toEqual(values.flat().map(Math.fround));
     }));
 
   it("clips by the max-norm and by value", () =>
     scope(async () => {
-      const inf = await withGradClip(fixedStep(values), { maxNorm: 5.5, normType: "inf" })(null as never, null, ctx());
+      const inf = await withGradClip(fixedStep(values), { maxNorm: 5.5, normType: "inf" }).run(
+        null as never,
+        null,
+        ctx(),
+      );
       expect(inf.metrics?.gradNorm).toBe(11);
       expect((inf.grads as Tensor[])[1].toArray()[5]).toBeCloseTo((11 * 5.5) / (11 + 1e-6), 5);
-      const byValue = await withGradClip(fixedStep(values), { value: 2 })(null as never, null, ctx());
+      const byValue = await withGradClip(fixedStep(values), { value: 2 }).run(null as never, null, ctx());
       expect((byValue.grads as Tensor[]).flatMap((t) => t.toArray())).toEqual(
         values.flat().map((v) => Math.fround(Math.min(Math.max(v, -2), 2))),
       );
@@ -56,8 +60,8 @@ describe("withGradClip", () => {
   it("measures and clips still-scaled gradients in true units, exactly", () =>
     scope(async () => {
       const s = 2 ** 12;
-      const plain = await withGradClip(fixedStep(values), { maxNorm: 5 })(null as never, null, ctx());
-      const scaled = await withGradClip(fixedStep(values, s), { maxNorm: 5 })(null as never, null, ctx());
+      const plain = await withGradClip(fixedStep(values), { maxNorm: 5 }).run(null as never, null, ctx());
+      const scaled = await withGradClip(fixedStep(values, s), { maxNorm: 5 }).run(null as never, null, ctx());
       expect(scaled.metrics?.gradNorm).toBe(plain.metrics?.gradNorm);
       const a = (plain.grads as Tensor[]).flatMap((t) => t.toArray());
       const b = (scaled.grads as Tensor[]).flatMap((t) => t.toArray().map((x) => x / s));
@@ -72,13 +76,18 @@ describe("withGradClip", () => {
       /normType must be 2 or "inf"/,
     );
     expect(() => withGradClip(fixedStep(values), { value: 1, normType: 2 } as never)).toThrow(/normType applies/);
-    const inside = withAccumulation(withGradClip(fixedStep(values), { maxNorm: 1 }), 2);
-    await expect(scope(() => inside(null as never, null, ctx()))).rejects.toThrow(
-      /inside withAccumulation would clip each micro-batch/,
-    );
+    const inside = train(withAccumulation(withGradClip(fixedStep(values), { maxNorm: 1 }), 2), sgd({ lr: 1 }));
+    await expect(
+      scope(async () => {
+        const state = await inside.init([tensor([0, 0, 0]), tensor([0, 0, 0, 0, 0, 0])]);
+        return inside(state, null);
+      }),
+    ).rejects.toThrow(/inside withAccumulation would clip each micro-batch/);
     // inside a distributing strategy each rank holds its own, not yet combined, gradients
     const distributed = withGradClip(fixedStep(values), { maxNorm: 1 });
-    await expect(scope(() => distributed(null as never, null, { ...ctx(), distributedBy: "withDDP" }))).rejects.toThrow(
+    await expect(
+      scope(() => distributed.run(null as never, null, { ...ctx(), distributedBy: "withDDP" })),
+    ).rejects.toThrow(
       "plait: withGradClip inside withDDP would clip each rank's own gradients before they are combined; wrap it outside: withGradClip(withDDP(step), ...)",
     );
   });
