@@ -341,7 +341,7 @@ describe("cast()", () => {
       expect(() => cast(tensor([1]), "i32")).toThrow(/cast: f32 → i32 is not supported; cast converts between f64/);
       expect(() => cast(tensor([1], [1], { dtype: "u8" }), "f32")).toThrow(/cast: u8 → f32 is not supported/);
       expect(() => cast(tensor([1]), "f8" as never)).toThrow(/cast: argument dtype must be one of .*got "f8"/);
-      expect(() => cast([1] as never, "f32")).toThrow(/cast: argument t must be a Tensor, got Array/);
+      expect(() => cast([1] as never, "f32")).toThrow(/cast: argument t must be a Tensor, got an array/);
       const gone = tensor([1]);
       gone.dispose();
       expect(() => cast(gone, "f16")).toThrow(/used after dispose/);

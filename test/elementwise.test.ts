@@ -274,7 +274,7 @@ describe("bad input", () => {
         "plait: tanhBackward: argument dy has shape [3], expected [3, 5] like y",
       );
       expect(() => scale([1, 2] as unknown as Tensor, 2)).toThrow(
-        "plait: scale: argument x must be a Tensor, got Array",
+        "plait: scale: argument x must be a Tensor, got an array",
       );
     }));
 

@@ -287,7 +287,7 @@ describe("bad arguments", () => {
       );
       expect(() => matmul(zeros([4]), b)).toThrow(/matmul: argument a must be 2-D, got shape \[4\]/);
       expect(() => matmul(a, zeros([4, 2, 2]))).toThrow(/matmul: argument b must be 2-D, got shape \[4, 2, 2\]/);
-      expect(() => matmul(a, [] as unknown as Tensor)).toThrow(/matmul: argument b must be a Tensor, got Array/);
+      expect(() => matmul(a, [] as unknown as Tensor)).toThrow(/matmul: argument b must be a Tensor, got an array/);
       expect(() => matmul(a, zeros([4, 2], { dtype: "f16" }))).toThrow(
         /matmul: arguments a \(f32\) and b \(f16\) are not a supported pair; supported: f32×f32, f64×f64, bf16×bf16, f16×f16/,
       );

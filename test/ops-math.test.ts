@@ -337,7 +337,7 @@ describe("subgradients and edge cases", () => {
       expect(g.dtype).toBe("f32");
       expect(g.toArray()).toEqual([2, 3, -1]);
       expect(() => cast(tensor([1], [1], { dtype: "f64" }), "f16")).toThrow(/cast: f64 → f16 is not supported/);
-      expect(() => cast([1] as never, "f32")).toThrow(/cast: argument t must be a Tensor, got Array/);
+      expect(() => cast([1] as never, "f32")).toThrow(/cast: argument t must be a Tensor, got an array/);
     }));
 
   it("reject integer dtypes by name", () =>

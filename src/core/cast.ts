@@ -1,7 +1,7 @@
 import { checkDType, type DType } from "./dtype.ts";
 import { parallelFor } from "./parallel.ts";
 import { runtime } from "./runtime.ts";
-import { shapeStr, Tensor } from "./tensor.ts";
+import { checkTensor, shapeStr, Tensor } from "./tensor.ts";
 
 // dtype casts and the AMP unscale step, run by the WASM kernels in kernels/as/cast_*.ts and
 // kernels/as/unscale.ts and split over the pool for large inputs. Rounding is to nearest even;
@@ -92,14 +92,6 @@ export function toBF16(x: Float32Array): Uint16Array {
 export function fromBF16(x: Uint16Array): Float32Array {
   checkArray("fromBF16", x, Uint16Array);
   return castArray("as.bf16_to_f32", x, 2, Float32Array, 4);
-}
-
-function checkTensor(op: string, arg: string, t: unknown): Tensor {
-  if (!(t instanceof Tensor)) {
-    const got = t === null ? "null" : typeof t === "object" ? (t.constructor?.name ?? "an object") : typeof t;
-    throw new TypeError(`plait: ${op}: argument ${arg} must be a Tensor, got ${got}`);
-  }
-  return t;
 }
 
 const isFloatDType = (d: DType): d is FloatDType => d in BYTES;

@@ -2,7 +2,7 @@
 // op and the argument, output allocation, and the threaded kernel call.
 import { bytesOf, type DType } from "./dtype.ts";
 import { parallelFor } from "./parallel.ts";
-import { shapeStr, Tensor } from "./tensor.ts";
+import { checkTensor, shapeStr, Tensor } from "./tensor.ts";
 
 /**
  * Below this many elements a compute-bound kernel (exp, log, tanh, sigmoid, gelu, softmax:
@@ -32,12 +32,6 @@ export function checkLike(op: string, arg: string, x: unknown, refArg: string, r
     );
   }
   return t;
-}
-
-function checkTensor(op: string, arg: string, x: unknown): Tensor {
-  if (x instanceof Tensor) return x;
-  const got = x === null ? "null" : typeof x === "object" ? (x.constructor?.name ?? "object") : typeof x;
-  throw new TypeError(`plait: ${op}: argument ${arg} must be a Tensor, got ${got}`);
 }
 
 /** `out` checked against `ref`, or a new tensor of ref's shape and dtype. */

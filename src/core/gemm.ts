@@ -4,7 +4,7 @@ import type { Arena } from "./arena.ts";
 import { bytesOf, type DType } from "./dtype.ts";
 import { checkOptions } from "./options.ts";
 import { runtime } from "./runtime.ts";
-import { shapeStr, Tensor } from "./tensor.ts";
+import { checkTensor, shapeStr, Tensor } from "./tensor.ts";
 
 export interface GemmOptions {
   /** Use aᵀ: a is stored [k, m]. */
@@ -61,8 +61,8 @@ export function matmul(a: Tensor, b: Tensor, opts?: GemmOptions): Tensor {
     accumulate = false,
     threads,
   } = checkOptions("matmul", opts, GEMM_OPTIONS);
-  checkTensor("a", a);
-  checkTensor("b", b);
+  checkMatrix("a", a);
+  checkMatrix("b", b);
   if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1)) {
     throw new RangeError(`plait: matmul: option threads must be a positive integer, got ${threads}`);
   }
@@ -167,24 +167,19 @@ function split(m: number, n: number, k: number, threads: number): Share[] {
 
 const alignUp = (bytes: number) => Math.ceil(bytes / 64) * 64;
 
-function checkTensor(arg: string, x: unknown): asserts x is Tensor {
-  if (!(x instanceof Tensor)) {
-    const got = x === null ? "null" : typeof x === "object" ? (x.constructor?.name ?? "object") : typeof x;
-    throw new TypeError(`plait: matmul: argument ${arg} must be a Tensor, got ${got}`);
-  }
-  if (x.ndim !== 2) throw new RangeError(`plait: matmul: argument ${arg} must be 2-D, got shape ${shapeStr(x.shape)}`);
+function checkMatrix(arg: string, x: unknown): asserts x is Tensor {
+  const t = checkTensor("matmul", arg, x);
+  if (t.ndim !== 2) throw new RangeError(`plait: matmul: argument ${arg} must be 2-D, got shape ${shapeStr(t.shape)}`);
 }
 
-function checkOperand(arg: string, x: unknown, shape: number[], dtype: DType): void {
-  if (!(x instanceof Tensor)) {
-    throw new TypeError(`plait: matmul: argument ${arg} must be a Tensor, got ${x === null ? "null" : typeof x}`);
-  }
-  if (x.shape.length !== shape.length || x.shape.some((d, i) => d !== shape[i])) {
+function checkOperand(arg: string, x: unknown, shape: number[], dtype: DType): asserts x is Tensor {
+  const t = checkTensor("matmul", arg, x);
+  if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
     throw new RangeError(
-      `plait: matmul: argument ${arg} has shape ${shapeStr(x.shape)}, expected ${shapeStr(shape)} for this product`,
+      `plait: matmul: argument ${arg} has shape ${shapeStr(t.shape)}, expected ${shapeStr(shape)} for this product`,
     );
   }
-  if (x.dtype !== dtype) {
-    throw new TypeError(`plait: matmul: argument ${arg} has dtype ${x.dtype}, expected ${dtype} (the output dtype)`);
+  if (t.dtype !== dtype) {
+    throw new TypeError(`plait: matmul: argument ${arg} has dtype ${t.dtype}, expected ${dtype} (the output dtype)`);
   }
 }

@@ -21,6 +21,23 @@ export function checkShape(shape: unknown, what: string): Shape {
 export const shapeStr = (s: Shape) => `[${s.join(", ")}]`;
 
 /**
+ * The one argument check for tensors: `x` is a live Tensor, or an error naming the op, the
+ * argument and what came instead (every op, kernel and collective calls it).
+ */
+export function checkTensor(op: string, arg: string, x: unknown): Tensor {
+  if (!(x instanceof Tensor)) throw new TypeError(`plait: ${op}: argument ${arg} must be a Tensor, got ${typeName(x)}`);
+  if (x.disposed) throw new Error(`plait: ${op}: argument ${arg} (${x.describe()}) was used after dispose()`);
+  return x;
+}
+
+/** How an error message names a value of the wrong kind: "null", "an array", "Float32Array", "number 3". */
+export function typeName(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  return typeof v === "object" ? (v.constructor?.name ?? "an object") : `${typeof v} ${String(v)}`;
+}
+
+/**
  * A contiguous, row-major array in plait's shared WebAssembly memory. It owns its bytes until
  * `dispose()` (or the end of the enclosing `scope`, or a `using` block); any use after that
  * throws instead of reading memory that now belongs to another tensor.

@@ -1,7 +1,7 @@
 import * as fwd from "../core/activation.ts";
 import * as bwd from "../core/activation-backward.ts";
 import type { Tensor } from "../core/tensor.ts";
-import { checkTensor } from "./check.ts";
+import { checkInput } from "./check.ts";
 import { tapeFor } from "./tape.ts";
 
 // Activations (f32 and f64, as the kernels are). Each saves the least its backward needs: relu, tanh
@@ -9,7 +9,7 @@ import { tapeFor } from "./tape.ts";
 
 /** max(x, 0) elementwise. */
 export function relu(x: Tensor): Tensor {
-  checkTensor("relu", "x", x);
+  checkInput("relu", "x", x);
   const y = fwd.relu(x);
   const tape = tapeFor(x);
   if (tape) tape.record(y, (g, sink) => sink.assign(x, (dx) => bwd.reluBackward(y, g, dx)), [y]);
@@ -18,7 +18,7 @@ export function relu(x: Tensor): Tensor {
 
 /** gelu (tanh form) elementwise. */
 export function gelu(x: Tensor): Tensor {
-  checkTensor("gelu", "x", x);
+  checkInput("gelu", "x", x);
   const y = fwd.gelu(x);
   const tape = tapeFor(x);
   if (tape) tape.record(y, (g, sink) => sink.assign(x, (dx) => bwd.geluBackward(x, g, dx)), [x]);
@@ -27,7 +27,7 @@ export function gelu(x: Tensor): Tensor {
 
 /** tanh elementwise. */
 export function tanh(x: Tensor): Tensor {
-  checkTensor("tanh", "x", x);
+  checkInput("tanh", "x", x);
   const y = fwd.tanh(x);
   const tape = tapeFor(x);
   if (tape) tape.record(y, (g, sink) => sink.assign(x, (dx) => bwd.tanhBackward(y, g, dx)), [y]);
@@ -36,7 +36,7 @@ export function tanh(x: Tensor): Tensor {
 
 /** The logistic sigmoid 1 / (1 + e^−x) elementwise. */
 export function sigmoid(x: Tensor): Tensor {
-  checkTensor("sigmoid", "x", x);
+  checkInput("sigmoid", "x", x);
   const y = fwd.sigmoid(x);
   const tape = tapeFor(x);
   if (tape) tape.record(y, (g, sink) => sink.assign(x, (dx) => bwd.sigmoidBackward(y, g, dx)), [y]);

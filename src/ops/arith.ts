@@ -1,7 +1,7 @@
 import * as core from "../core/arith.ts";
 import { shapeStr, Tensor } from "../core/tensor.ts";
 import { addRows, colSums } from "./broadcast.ts";
-import { asMatrix, checkDTypeIn, checkSameDType, checkTensor, sameShape } from "./check.ts";
+import { asMatrix, checkDTypeIn, checkInput, checkSameDType, sameShape } from "./check.ts";
 import { type GradSink, tapeFor } from "./tape.ts";
 
 const FLOATS = ["f32", "f64"] as const;
@@ -127,7 +127,7 @@ export function div(a: Tensor, b: Tensor): Tensor {
 export function fma(a: Tensor, b: Tensor, c: Tensor): Tensor {
   const op = "fma";
   checkOperands(op, a, b);
-  checkTensor(op, "c", c);
+  checkInput(op, "c", c);
   checkSameDType(op, "c", c, "a", a);
   checkSame(op, a, b);
   if (!sameShape(a.shape, c.shape)) {
@@ -154,7 +154,7 @@ export function fma(a: Tensor, b: Tensor, c: Tensor): Tensor {
 /** s · x elementwise for a number s. */
 export function scale(x: Tensor, s: number): Tensor {
   const op = "scale";
-  checkTensor(op, "x", x);
+  checkInput(op, "x", x);
   checkDTypeIn(op, "x", x, FLOATS);
   if (typeof s !== "number") throw new TypeError(`plait: ${op}: argument s must be a number, got ${typeof s}`);
   const out = core.scale(x, s);
@@ -183,8 +183,8 @@ function productGrad(x: Tensor, other: Tensor, g: Tensor, sink: GradSink): void 
 }
 
 function checkOperands(op: string, a: Tensor, b: Tensor): void {
-  checkTensor(op, "a", a);
-  checkTensor(op, "b", b);
+  checkInput(op, "a", a);
+  checkInput(op, "b", b);
   checkDTypeIn(op, "a", a, FLOATS);
   checkSameDType(op, "b", b, "a", a);
 }

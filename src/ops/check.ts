@@ -1,18 +1,18 @@
 import type { DType } from "../core/dtype.ts";
 import { detectingAnomalies } from "../core/runtime.ts";
-import { bf16ToNumber, f16ToNumber, type Shape, shapeStr, Tensor } from "../core/tensor.ts";
+import { bf16ToNumber, checkTensor, f16ToNumber, type Shape, shapeStr, type Tensor } from "../core/tensor.ts";
 
 // Argument checks shared by the ops. Every message names the op, the argument, what was
 // expected and what came.
 
 /**
- * Checks that `t` is a tensor. Values are not looked at: inf and NaN flow through the ops to
+ * An op's tensor argument: checkTensor's check. Values are not looked at: inf and NaN flow through the ops to
  * the loss and the gradients, where a loss scaler skips the step. In anomaly mode
  * (configure({ detectAnomaly: true })) every op's inputs are scanned as well, and the first
  * non-finite element is an error naming the op and the argument.
  */
-export function checkTensor(op: string, arg: string, t: unknown): Tensor {
-  if (!(t instanceof Tensor)) throw new TypeError(`plait: ${op}: argument ${arg} must be a Tensor, got ${describe(t)}`);
+export function checkInput(op: string, arg: string, x: unknown): Tensor {
+  const t = checkTensor(op, arg, x);
   if (detectingAnomalies()) checkFinite(op, `argument ${arg}`, t);
   return t;
 }
@@ -81,10 +81,4 @@ export function asMatrix(t: Tensor): [rows: number, cols: number] {
   let rows = 1;
   for (let i = 0; i < t.ndim - 1; i++) rows *= t.shape[i];
   return [rows, t.shape[t.ndim - 1]];
-}
-
-function describe(v: unknown): string {
-  if (v === null) return "null";
-  if (Array.isArray(v)) return "an array";
-  return typeof v === "object" ? (v.constructor?.name ?? "an object") : `${typeof v} ${String(v)}`;
 }

@@ -1,6 +1,6 @@
 import * as core from "../core/clamp.ts";
 import type { Tensor } from "../core/tensor.ts";
-import { checkDTypeIn, checkTensor } from "./check.ts";
+import { checkDTypeIn, checkInput } from "./check.ts";
 import { tapeFor } from "./tape.ts";
 
 /**
@@ -11,7 +11,7 @@ import { tapeFor } from "./tape.ts";
  */
 export function clamp(x: Tensor, lo: number, hi: number): Tensor {
   const op = "clamp";
-  checkTensor(op, "x", x);
+  checkInput(op, "x", x);
   const dtype = checkDTypeIn(op, "x", x, ["f32", "f64"]);
   for (const [name, v] of [
     ["lo", lo],

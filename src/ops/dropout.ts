@@ -1,7 +1,7 @@
 import { bytesOf } from "../core/dtype.ts";
 import { parallelFor } from "../core/parallel.ts";
 import { Tensor } from "../core/tensor.ts";
-import { checkDTypeIn, checkTensor } from "./check.ts";
+import { checkDTypeIn, checkInput } from "./check.ts";
 import { tapeFor } from "./tape.ts";
 
 /** A source of uniform numbers in [0, 1) (the seeded Rng of src/data/rng.ts fits). */
@@ -17,7 +17,7 @@ export interface UniformSource {
  */
 export function dropout(x: Tensor, p: number, rng: UniformSource): Tensor {
   const op = "dropout";
-  checkTensor(op, "x", x);
+  checkInput(op, "x", x);
   const dtype = checkDTypeIn(op, "x", x, ["f32", "f64"]);
   if (!(typeof p === "number" && p >= 0 && p < 1)) {
     throw new RangeError(`plait: ${op}: argument p must be a probability in [0, 1), got ${p}`);

@@ -1,7 +1,7 @@
+import { isHalf, toDType } from "../core/castInto.ts";
 import { bytesOf } from "../core/dtype.ts";
 import { shapeStr, Tensor } from "../core/tensor.ts";
-import { isHalf, toDType } from "../core/castInto.ts";
-import { checkDTypeIn, checkRank, checkTensor } from "./check.ts";
+import { checkDTypeIn, checkInput, checkRank } from "./check.ts";
 import { as } from "./kernels.ts";
 import { tapeFor } from "./tape.ts";
 
@@ -13,8 +13,8 @@ import { tapeFor } from "./tape.ts";
  */
 export function embedding(table: Tensor, ids: Tensor): Tensor {
   const op = "embedding";
-  checkTensor(op, "table", table);
-  checkTensor(op, "ids", ids);
+  checkInput(op, "table", table);
+  checkInput(op, "ids", ids);
   const stored = checkDTypeIn(op, "table", table, ["f32", "f64", "f16", "bf16"]);
   const dtype = isHalf(stored) ? "f32" : stored;
   checkRank(op, "table", table, 2);

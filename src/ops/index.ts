@@ -1,9 +1,10 @@
 // Differentiable ops and reverse-mode autodiff (src/ops): the public surface of this layer.
+
+export { castInto } from "../core/castInto.ts";
 export { gelu, relu, sigmoid, tanh } from "./activation.ts";
 export { add, div, fma, mul, scale, sub } from "./arith.ts";
 export { cast } from "./cast.ts";
 export { clamp } from "./clamp.ts";
-export { castInto } from "../core/castInto.ts";
 export { dropout, type UniformSource } from "./dropout.ts";
 export { embedding } from "./embedding.ts";
 export { layerNorm } from "./layerNorm.ts";

@@ -1,5 +1,5 @@
 import { shapeStr, Tensor } from "../core/tensor.ts";
-import { asMatrix, checkDTypeIn, checkSameDType, checkTensor } from "./check.ts";
+import { asMatrix, checkDTypeIn, checkInput, checkSameDType } from "./check.ts";
 import { as } from "./kernels.ts";
 import { type GradBuffer, tapeFor } from "./tape.ts";
 
@@ -9,9 +9,9 @@ import { type GradBuffer, tapeFor } from "./tape.ts";
  */
 export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-5): Tensor {
   const op = "layerNorm";
-  checkTensor(op, "x", x);
-  checkTensor(op, "gamma", gamma);
-  checkTensor(op, "beta", beta);
+  checkInput(op, "x", x);
+  checkInput(op, "gamma", gamma);
+  checkInput(op, "beta", beta);
   const dtype = checkDTypeIn(op, "x", x, ["f32", "f64"]);
   checkSameDType(op, "gamma", gamma, "x", x);
   checkSameDType(op, "beta", beta, "x", x);

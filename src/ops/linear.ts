@@ -1,8 +1,8 @@
+import { type HalfDType, isHalf, toDType } from "../core/castInto.ts";
 import * as gemm from "../core/gemm.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { colSums } from "./broadcast.ts";
-import { type HalfDType, isHalf, toDType } from "../core/castInto.ts";
-import { checkTensor } from "./check.ts";
+import { checkInput } from "./check.ts";
 import { type GradSink, tapeFor } from "./tape.ts";
 
 export interface MatmulOptions {
@@ -27,10 +27,10 @@ export interface MatmulOptions {
  * watches for) and writes the f32 gradients of both operands, half ones included.
  */
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
-  checkTensor("matmul", "a", a);
-  checkTensor("matmul", "b", b);
+  checkInput("matmul", "a", a);
+  checkInput("matmul", "b", b);
   const { transA = false, transB = false, bias } = opts;
-  if (bias !== undefined) checkTensor("matmul", "bias", bias);
+  if (bias !== undefined) checkInput("matmul", "bias", bias);
   const half = halfOperands(a, b);
   if (half !== undefined) return halfMatmul(a, b, transA, transB, bias, half);
   const out = gemm.matmul(a, b, { transA, transB, bias });

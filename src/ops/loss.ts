@@ -1,6 +1,6 @@
 import { detectingAnomalies } from "../core/runtime.ts";
 import { shapeStr, type Tensor } from "../core/tensor.ts";
-import { checkDTypeIn, checkRank, checkSameDType, checkSameShape, checkTensor } from "./check.ts";
+import { checkDTypeIn, checkInput, checkRank, checkSameDType, checkSameShape } from "./check.ts";
 import { as } from "./kernels.ts";
 import { readScalar, scalar } from "./scalar.ts";
 import { tapeFor } from "./tape.ts";
@@ -15,8 +15,8 @@ const FLOATS = ["f32", "f64"] as const;
  */
 export function softmaxCrossEntropy(logits: Tensor, labels: Tensor): Tensor {
   const op = "softmaxCrossEntropy";
-  checkTensor(op, "logits", logits);
-  checkTensor(op, "labels", labels);
+  checkInput(op, "logits", logits);
+  checkInput(op, "labels", labels);
   const dtype = checkDTypeIn(op, "logits", logits, FLOATS);
   checkRank(op, "logits", logits, 2);
   checkDTypeIn(op, "labels", labels, ["i32"]);
@@ -60,8 +60,8 @@ export function softmaxCrossEntropy(logits: Tensor, labels: Tensor): Tensor {
  */
 export function mse(pred: Tensor, target: Tensor): Tensor {
   const op = "mse";
-  checkTensor(op, "pred", pred);
-  checkTensor(op, "target", target);
+  checkInput(op, "pred", pred);
+  checkInput(op, "target", target);
   const dtype = checkDTypeIn(op, "pred", pred, FLOATS);
   checkSameDType(op, "target", target, "pred", pred);
   checkSameShape(op, "target", target, "pred", pred);
@@ -87,7 +87,7 @@ export function mse(pred: Tensor, target: Tensor): Tensor {
 }
 
 /**
- * Anomaly mode only: a non-finite loss is an error. Its inputs were scanned already (checkTensor),
+ * Anomaly mode only: a non-finite loss is an error. Its inputs were scanned already (checkInput),
  * so the loss itself overflowed.
  */
 function checkLoss(op: string, value: number): void {

@@ -1,7 +1,7 @@
 import * as arith from "../core/arith.ts";
 import * as core from "../core/reduce.ts";
 import { shapeStr, type Tensor } from "../core/tensor.ts";
-import { checkDTypeIn, checkTensor } from "./check.ts";
+import { checkDTypeIn, checkInput } from "./check.ts";
 import { as } from "./kernels.ts";
 import { readScalar, scalar } from "./scalar.ts";
 import { tapeFor } from "./tape.ts";
@@ -18,7 +18,7 @@ export function mean(x: Tensor): Tensor {
 
 /** Σ x / n: the gradient is 1/n in every element. */
 function reduceAll(op: string, x: Tensor, n: number): Tensor {
-  checkTensor(op, "x", x);
+  checkInput(op, "x", x);
   const dtype = checkDTypeIn(op, "x", x, ["f32", "f64"]);
   const out = scalar(core.sum(x) / n, dtype);
   const tape = tapeFor(x);
@@ -41,7 +41,7 @@ function reduceAll(op: string, x: Tensor, n: number): Tensor {
 /** Σ x² over all elements, as a scalar tensor of x's dtype (0 for an empty x). Gradient: 2g · x. */
 export function sumSquares(x: Tensor): Tensor {
   const op = "sumSquares";
-  checkTensor(op, "x", x);
+  checkInput(op, "x", x);
   const dtype = checkDTypeIn(op, "x", x, ["f32", "f64"]);
   const out = scalar(core.sumSquares(x), dtype);
   const tape = tapeFor(x);
@@ -81,7 +81,7 @@ export function maxAbs(x: Tensor): Tensor {
 }
 
 function maxReduce(op: string, x: Tensor, abs: boolean): Tensor {
-  checkTensor(op, "x", x);
+  checkInput(op, "x", x);
   const dtype = checkDTypeIn(op, "x", x, ["f32", "f64"]);
   if (!abs && x.size === 0) throw new RangeError(`plait: ${op}: argument x is empty (shape ${shapeStr(x.shape)})`);
   const value = dtype === "f32" ? (abs ? core.maxAbs(x) : core.max(x)) : maxF64(x.data(), abs);

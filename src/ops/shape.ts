@@ -1,6 +1,6 @@
 import { bytesOf } from "../core/dtype.ts";
 import { checkShape, type Shape, shapeStr, sizeOf, Tensor } from "../core/tensor.ts";
-import { checkRank, checkTensor } from "./check.ts";
+import { checkInput, checkRank } from "./check.ts";
 import { as } from "./kernels.ts";
 import { tapeFor } from "./tape.ts";
 
@@ -10,7 +10,7 @@ import { tapeFor } from "./tape.ts";
  */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   const op = "reshape";
-  checkTensor(op, "x", x);
+  checkInput(op, "x", x);
   const target = resolveShape(op, x, shape);
   const out = new Tensor(target, x.dtype);
   as().copy_bytes(out.ptr, x.ptr, x.byteLength);
@@ -24,7 +24,7 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
 /** The transpose of a 2-D tensor: out[j, i] = x[i, j]. */
 export function transpose(x: Tensor): Tensor {
   const op = "transpose";
-  checkTensor(op, "x", x);
+  checkInput(op, "x", x);
   checkRank(op, "x", x, 2);
   const [rows, cols] = x.shape;
   const out = new Tensor([cols, rows], x.dtype);

@@ -1,6 +1,6 @@
 import * as core from "../core/softmax.ts";
 import { shapeStr, Tensor } from "../core/tensor.ts";
-import { asMatrix, checkDTypeIn, checkTensor } from "./check.ts";
+import { asMatrix, checkDTypeIn, checkInput } from "./check.ts";
 import { tapeFor } from "./tape.ts";
 
 // softmax and log-softmax along the last axis (leading axes are rows), f32 and f64. f32 runs
@@ -21,7 +21,7 @@ export function logSoftmax(x: Tensor): Tensor {
 }
 
 function rowwise(op: string, x: Tensor, isLog: boolean): Tensor {
-  checkTensor(op, "x", x);
+  checkInput(op, "x", x);
   const dtype = checkDTypeIn(op, "x", x, ["f32", "f64"]);
   if (x.ndim === 0)
     throw new RangeError(`plait: ${op}: argument x must have at least 1 axis, got shape ${shapeStr([])}`);

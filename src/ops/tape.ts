@@ -1,8 +1,8 @@
+import { isHalf } from "../core/castInto.ts";
 import type { DType } from "../core/dtype.ts";
 import { setTapeProbe } from "../core/taped.ts";
 import { Tensor } from "../core/tensor.ts";
 import { addInto, copyOf } from "./accumulate.ts";
-import { isHalf } from "../core/castInto.ts";
 
 /**
  * The dtype of x's gradient: x's own, except that f16/bf16 tensors (half compute copies of

@@ -1,7 +1,7 @@
 import * as arith from "../core/arith.ts";
 import { Tensor } from "../core/tensor.ts";
 import * as core from "../core/unary.ts";
-import { checkDTypeIn, checkTensor } from "./check.ts";
+import { checkDTypeIn, checkInput } from "./check.ts";
 import { tapeFor } from "./tape.ts";
 
 // exp and log, f32 and f64. f32 runs the SIMD kernels (≤ 1 ulp, docs/design.md); f64 has no
@@ -12,7 +12,7 @@ const FLOATS = ["f32", "f64"] as const;
 /** e^x elementwise. Gradient: g · e^x (the saved output). */
 export function exp(x: Tensor): Tensor {
   const op = "exp";
-  checkTensor(op, "x", x);
+  checkInput(op, "x", x);
   const y = checkDTypeIn(op, "x", x, FLOATS) === "f32" ? core.exp(x) : mapF64(x, Math.exp);
   const tape = tapeFor(x);
   if (tape) {
@@ -33,7 +33,7 @@ export function exp(x: Tensor): Tensor {
 /** ln x elementwise (log(±0) = −inf, log(x < 0) = NaN). Gradient: g / x. */
 export function log(x: Tensor): Tensor {
   const op = "log";
-  checkTensor(op, "x", x);
+  checkInput(op, "x", x);
   const y = checkDTypeIn(op, "x", x, FLOATS) === "f32" ? core.log(x) : mapF64(x, Math.log);
   const tape = tapeFor(x);
   if (tape) tape.record(y, (g, sink) => sink.assign(x, (dx) => arith.div(g, x, dx)), [x]);

@@ -1,9 +1,9 @@
+import { isHalf } from "../core/castInto.ts";
 import type { DType } from "../core/dtype.ts";
 import { full } from "../core/fill.ts";
 import { scope } from "../core/scope.ts";
 import { shapeStr, Tensor, zeros } from "../core/tensor.ts";
 import { type Tree, treeFlatten, treeUnflatten } from "../core/tree.ts";
-import { isHalf } from "../core/castInto.ts";
 import { gradDTypeOf, Tape, withTape } from "./tape.ts";
 
 /** What an outer transform hands the step (the rest of the step contract's Ctx is ignored here). */
