@@ -1,6 +1,6 @@
 import { type DType, isFloat } from "../core/dtype.ts";
 import { shapeStr, Tensor } from "../core/tensor.ts";
-import { type Tree, treeFlatten } from "../core/tree.ts";
+import { leafPaths, type Tree, treeFlatten } from "../core/tree.ts";
 
 /** The leaves of a params tree and the tree itself (kept to name paths in errors). */
 export interface ParamLeaves {
@@ -12,13 +12,6 @@ export interface ParamLeaves {
 const isPlainObject = (t: unknown): t is Record<string, Tree> =>
   t !== null && typeof t === "object" && Object.getPrototypeOf(t) === Object.prototype;
 
-/** Paths of the leaves, in treeFlatten's order (object keys sorted, arrays in order). */
-function leafPaths(tree: Tree, path: string, out: string[] = []): string[] {
-  if (tree instanceof Tensor) out.push(path);
-  else if (Array.isArray(tree)) for (const [i, t] of tree.entries()) leafPaths(t, `${path}[${i}]`, out);
-  else if (isPlainObject(tree)) for (const k of Object.keys(tree).sort()) leafPaths(tree[k], `${path}.${k}`, out);
-  return out;
-}
 
 function kindOf(t: unknown): string {
   if (t instanceof Tensor) return "a tensor";
