@@ -29,7 +29,10 @@ export function bytesOf(dtype: DType): number {
   return BYTES[dtype];
 }
 
-export function arrayTypeOf(dtype: DType) {
+/** A typed-array class that views `length` elements of a buffer (shared or not) from `byteOffset`. */
+export type TypedArrayClass = new (buffer: ArrayBufferLike, byteOffset: number, length: number) => AnyTypedArray;
+
+export function arrayTypeOf(dtype: DType): TypedArrayClass {
   return ARRAYS[dtype];
 }
 

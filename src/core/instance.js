@@ -4,10 +4,9 @@
 // without a TypeScript loader.
 
 /**
- * @typedef {{ stackBitmap: number }} CtrlWords
- * @typedef {{ STACKS_BASE: number, STACK_SLOT_BYTES: number, STACK_SLOTS: number, THREADS_BASE: number, CTRL: CtrlWords }} StackLayout
- * @typedef {{ as: WebAssembly.Module, c: WebAssembly.Module }} KernelModules
- * @typedef {{ as: Record<string, any>, c: Record<string, any>, stackSlot: number }} KernelInstance
+ * @typedef {import("./instance-types.ts").StackLayout} StackLayout
+ * @typedef {import("./instance-types.ts").KernelModules} KernelModules
+ * @typedef {import("./instance-types.ts").KernelInstance} KernelInstance
  */
 
 /**

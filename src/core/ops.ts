@@ -25,45 +25,85 @@ const OUTSIDE = "read it outside the loss function (on the loss or the grads val
 const X_OUT = ["x", "out"] as const;
 const AB_OUT = ["a", "b", "out"] as const;
 
-export const relu = raw("relu", X_OUT, use("relu"), act.relu);
-export const gelu = raw("gelu", X_OUT, use("gelu"), act.gelu);
-export const tanh = raw("tanh", X_OUT, use("tanh"), act.tanh);
-export const sigmoid = raw("sigmoid", X_OUT, use("sigmoid"), act.sigmoid);
+export const relu: typeof act.relu = raw("relu", X_OUT, use("relu"), act.relu);
+export const gelu: typeof act.gelu = raw("gelu", X_OUT, use("gelu"), act.gelu);
+export const tanh: typeof act.tanh = raw("tanh", X_OUT, use("tanh"), act.tanh);
+export const sigmoid: typeof act.sigmoid = raw("sigmoid", X_OUT, use("sigmoid"), act.sigmoid);
 
-export const reluBackward = raw("reluBackward", ["x", "dy", "out"], BACKWARD, actBack.reluBackward);
-export const geluBackward = raw("geluBackward", ["x", "dy", "out"], BACKWARD, actBack.geluBackward);
-export const tanhBackward = raw("tanhBackward", ["y", "dy", "out"], BACKWARD, actBack.tanhBackward);
-export const sigmoidBackward = raw("sigmoidBackward", ["y", "dy", "out"], BACKWARD, actBack.sigmoidBackward);
+export const reluBackward: typeof actBack.reluBackward = raw(
+  "reluBackward",
+  ["x", "dy", "out"],
+  BACKWARD,
+  actBack.reluBackward,
+);
+export const geluBackward: typeof actBack.geluBackward = raw(
+  "geluBackward",
+  ["x", "dy", "out"],
+  BACKWARD,
+  actBack.geluBackward,
+);
+export const tanhBackward: typeof actBack.tanhBackward = raw(
+  "tanhBackward",
+  ["y", "dy", "out"],
+  BACKWARD,
+  actBack.tanhBackward,
+);
+export const sigmoidBackward: typeof actBack.sigmoidBackward = raw(
+  "sigmoidBackward",
+  ["y", "dy", "out"],
+  BACKWARD,
+  actBack.sigmoidBackward,
+);
 
-export const add = raw("add", AB_OUT, use("add"), arith.add);
-export const sub = raw("sub", AB_OUT, use("sub"), arith.sub);
-export const mul = raw("mul", AB_OUT, use("mul"), arith.mul);
-export const div = raw("div", AB_OUT, use("div"), arith.div);
-export const scale = raw("scale", ["x", "s", "out"], use("scale"), arith.scale);
-export const axpy = raw("axpy", ["alpha", "x", "y"], "use add(scale(x, alpha), y) from plait", arith.axpy);
-export const fma = raw("fma", ["a", "b", "c", "out"], use("fma"), arith.fma);
+export const add: typeof arith.add = raw("add", AB_OUT, use("add"), arith.add);
+export const sub: typeof arith.sub = raw("sub", AB_OUT, use("sub"), arith.sub);
+export const mul: typeof arith.mul = raw("mul", AB_OUT, use("mul"), arith.mul);
+export const div: typeof arith.div = raw("div", AB_OUT, use("div"), arith.div);
+export const scale: typeof arith.scale = raw("scale", ["x", "s", "out"], use("scale"), arith.scale);
+export const axpy: typeof arith.axpy = raw(
+  "axpy",
+  ["alpha", "x", "y"],
+  "use add(scale(x, alpha), y) from plait",
+  arith.axpy,
+);
+export const fma: typeof arith.fma = raw("fma", ["a", "b", "c", "out"], use("fma"), arith.fma);
 
-export const cast = raw("cast", ["t", "dtype"], use("cast"), casts.cast);
-export const unscaleAndCheckFinite = raw(
+export const cast: typeof casts.cast = raw("cast", ["t", "dtype"], use("cast"), casts.cast);
+export const unscaleAndCheckFinite: typeof casts.unscaleAndCheckFinite = raw(
   "unscaleAndCheckFinite",
   ["t", "scale", "out"],
   OUTSIDE,
   casts.unscaleAndCheckFinite,
 );
 
-export const clamp = raw("clamp", ["x", "lo", "hi", "out"], use("clamp"), clamps.clamp);
+export const clamp: typeof clamps.clamp = raw("clamp", ["x", "lo", "hi", "out"], use("clamp"), clamps.clamp);
 
-export const matmul = raw("matmul", ["a", "b", "opts"], "use matmul or linear from plait", gemm.matmul);
+export const matmul: typeof gemm.matmul = raw(
+  "matmul",
+  ["a", "b", "opts"],
+  "use matmul or linear from plait",
+  gemm.matmul,
+);
 
-export const sum = raw("sum", ["x"], useReduction("sum"), reduce.sum);
-export const mean = raw("mean", ["x"], useReduction("mean"), reduce.mean);
-export const sumSquares = raw("sumSquares", ["x"], useReduction("sumSquares"), reduce.sumSquares);
-export const max = raw("max", ["x"], useReduction("max"), reduce.max);
-export const maxAbs = raw("maxAbs", ["x"], useReduction("maxAbs"), reduce.maxAbs);
-export const allFinite = raw("allFinite", ["x"], OUTSIDE, reduce.allFinite);
+export const sum: typeof reduce.sum = raw("sum", ["x"], useReduction("sum"), reduce.sum);
+export const mean: typeof reduce.mean = raw("mean", ["x"], useReduction("mean"), reduce.mean);
+export const sumSquares: typeof reduce.sumSquares = raw(
+  "sumSquares",
+  ["x"],
+  useReduction("sumSquares"),
+  reduce.sumSquares,
+);
+export const max: typeof reduce.max = raw("max", ["x"], useReduction("max"), reduce.max);
+export const maxAbs: typeof reduce.maxAbs = raw("maxAbs", ["x"], useReduction("maxAbs"), reduce.maxAbs);
+export const allFinite: typeof reduce.allFinite = raw("allFinite", ["x"], OUTSIDE, reduce.allFinite);
 
-export const softmax = raw("softmax", X_OUT, use("softmax"), softmaxes.softmax);
-export const logSoftmax = raw("logSoftmax", X_OUT, use("logSoftmax"), softmaxes.logSoftmax);
+export const softmax: typeof softmaxes.softmax = raw("softmax", X_OUT, use("softmax"), softmaxes.softmax);
+export const logSoftmax: typeof softmaxes.logSoftmax = raw(
+  "logSoftmax",
+  X_OUT,
+  use("logSoftmax"),
+  softmaxes.logSoftmax,
+);
 
-export const exp = raw("exp", X_OUT, use("exp"), unary.exp);
-export const log = raw("log", X_OUT, use("log"), unary.log);
+export const exp: typeof unary.exp = raw("exp", X_OUT, use("exp"), unary.exp);
+export const log: typeof unary.log = raw("log", X_OUT, use("log"), unary.log);

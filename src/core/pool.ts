@@ -1,6 +1,7 @@
 import { Worker } from "node:worker_threads";
 import type { Arena } from "./arena.ts";
-import { type KernelModules, releaseStackSlot } from "./instance.js";
+import { releaseStackSlot } from "./instance.js";
+import type { KernelModules } from "./instance-types.ts";
 import * as layout from "./layout.ts";
 import { SLOT, SPIN_ITERATIONS } from "./pool-protocol.js";
 

@@ -1,7 +1,8 @@
 import { availableParallelism } from "node:os";
 import { Arena } from "./arena.ts";
 import { SharedHeap } from "./heap.ts";
-import { instantiateKernels, type KernelInstance, type KernelModules } from "./instance.js";
+import { instantiateKernels } from "./instance.js";
+import type { KernelInstance, KernelModules } from "./instance-types.ts";
 import { chooseVariant, compileKernels, type KernelVariant, readEnv } from "./kernels.ts";
 import * as layout from "./layout.ts";
 import { checkOptions } from "./options.ts";
