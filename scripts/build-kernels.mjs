@@ -7,7 +7,7 @@ import { mkdtempSync, readdirSync, readFileSync, renameSync, writeFileSync } fro
 import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import binaryen from "binaryen";
-import * as L from "../dist/core/layout.js";
+import * as L from "../dist/src/core/layout.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const dist = `${root}kernels/dist`;

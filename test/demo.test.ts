@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 
-const main = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
+const main = fileURLToPath(new URL("../dist/src/cli/main.js", import.meta.url));
 
 function demo(...args: string[]) {
   const out = mkdtempSync(join(tmpdir(), "plait-demo-"));

@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from "vitest";
 // `plait demo --devices N --strategy S` end to end, as a user runs it: the built CLI (dist/) in its
 // own process. `npx tsc -p tsconfig.build.json` first.
 
-const CLI = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
+const CLI = fileURLToPath(new URL("../dist/src/cli/main.js", import.meta.url));
 const out = mkdtempSync(join(tmpdir(), "plait-demo-"));
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 

@@ -1,13 +1,31 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import type { KernelModules } from "./instance.js";
 
 /** Which build of the kernel modules runs: plain SIMD128 or relaxed SIMD (fused multiply-add). */
 export type KernelVariant = "simd" | "relaxed";
 
-const DIST = new URL("../../kernels/dist/", import.meta.url);
+let kernelDir: URL | undefined;
+
+/**
+ * The package's kernels/dist/, found once from this file: two folders up when Deno or Bun run the
+ * TypeScript source (src/core/), three from the build Node runs (dist/src/core/).
+ */
+export function kernelDist(): URL {
+  if (kernelDir) return kernelDir;
+  const tried: string[] = [];
+  for (const up of ["../../", "../../../"]) {
+    const dir = new URL(`${up}kernels/dist/`, import.meta.url);
+    if (existsSync(new URL("plait-as.simd.wasm", dir))) {
+      kernelDir = dir;
+      return dir;
+    }
+    tried.push(dir.href);
+  }
+  throw new Error(`plait: kernel modules not found; looked in ${tried.join(" and ")}`);
+}
 
 function readKernel(name: string, variant: KernelVariant): Uint8Array<ArrayBuffer> {
-  return new Uint8Array(readFileSync(new URL(`plait-${name}.${variant}.wasm`, DIST)));
+  return new Uint8Array(readFileSync(new URL(`plait-${name}.${variant}.wasm`, kernelDist())));
 }
 
 /**

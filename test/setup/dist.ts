@@ -1,21 +1,23 @@
 // vitest globalSetup: tests whose work runs in worker threads or child processes load plait from
-// dist/ (the package's exports), so a run must never see a dist/ older than src/. Before the run
-// (and before each rerun in watch mode) every src file is compared with what tsc makes of it; if
+// dist/ (the package's exports), so a run must never see a dist/ older than src/ or ffi/. Before the
+// run (and before each rerun in watch mode) every source file is compared with what tsc makes of it
+// (src/x.ts → dist/src/x.js, ffi/x.ts → dist/ffi/x.js); if
 // any is newer or missing, dist/ is rebuilt with `tsc -p tsconfig.build.json`, and the run stops
 // with the command to run by hand if that did not bring dist/ up to date.
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { TestProject } from "vitest/node";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const SRC = join(ROOT, "src");
+const SOURCES = ["src", "ffi"].map((dir) => join(ROOT, dir));
 const DIST = join(ROOT, "dist");
 const LOCK = join(ROOT, "node_modules", ".plait-dist-build.lock");
 const FIX = "npx tsc -p tsconfig.build.json";
 
 function* files(dir: string): Generator<string> {
+  if (!existsSync(dir)) return;
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name);
     if (entry.isDirectory()) yield* files(path);
@@ -31,11 +33,11 @@ const mtime = (path: string) => {
   }
 };
 
-/** The src files whose dist output is missing or older than they are. */
+/** The source files whose dist output is missing or older than they are. */
 export function staleSources(): string[] {
   const stale: string[] = [];
-  for (const src of files(SRC)) {
-    const out = join(DIST, relative(SRC, src)).replace(/\.ts$/, ".js");
+  for (const src of SOURCES.flatMap((dir) => [...files(dir)])) {
+    const out = join(DIST, relative(ROOT, src)).replace(/\.ts$/, ".js");
     const built = mtime(out);
     if (built === undefined || built < (mtime(src) ?? 0)) stale.push(relative(ROOT, src));
   }
@@ -72,7 +74,7 @@ export function ensureFreshDist(): void {
   withLock(() => {
     const stale = staleSources(); // another run may have built it meanwhile
     if (stale.length === 0) return;
-    console.log(`dist/ is older than src/ (${describe(stale)}): running ${FIX}`);
+    console.log(`dist/ is older than its sources (${describe(stale)}): running ${FIX}`);
     try {
       execFileSync(process.execPath, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.build.json"], {
         cwd: ROOT,
@@ -87,7 +89,7 @@ export function ensureFreshDist(): void {
   const still = staleSources();
   if (still.length > 0) {
     throw new Error(
-      `dist/ is still older than src/ (${describe(still)}) after ${FIX}; tests that run plait in workers would test stale code. Run ${FIX} and fix what it reports.`,
+      `dist/ is still older than its sources (${describe(still)}) after ${FIX}; tests that run plait in workers would test stale code. Run ${FIX} and fix what it reports.`,
     );
   }
 }
