@@ -173,8 +173,8 @@ describe("a user-written transform with every built-in (world of 1)", () => {
         // under accumulation the checkpoint holds a window's running sums (a fresh init has none)
         expect(first.outs.at(-1)?.accumulating === true).toBe(updates < N);
         const dir = join(root, `${where} ${name}`);
-        save(dir, { params: first.state.params, opt: first.state.opt, transforms: first.state.transforms });
-        const loaded = load(dir) as unknown as TrainState;
+        save(dir, first.state); // a TrainState is a checkpoint state as it is
+        const loaded = load<TrainState>(dir);
         const rest = await trainMlp(model, wrap, order.slice(K), loaded);
 
         const outs = [...first.outs, ...rest.outs];

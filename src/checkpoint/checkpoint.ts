@@ -15,7 +15,11 @@ import {
   type SafetensorsEntry,
 } from "./safetensors.ts";
 
-/** A training run's state: parameters, and anything else (optimizer, RNG, scaler, step, config). */
+/**
+ * What `load` returns unless told the type: the parameters, and anything else that was saved
+ * (optimizer, RNG, scaler, step, config). `save` takes any object with `params`: a trainer's
+ * TrainState, or a plain `{ params, step, ... }`.
+ */
 export interface CheckpointState {
   params: Tree;
   [key: string]: unknown;
@@ -48,7 +52,7 @@ interface TensorRef {
  * leaves the previous checkpoint or the new one, never a mixture. `dir` may exist only as a
  * checkpoint directory (holding nothing but these three files).
  */
-export function save(dir: string, state: CheckpointState): void {
+export function save<S extends { readonly params: Tree }>(dir: string, state: S): void {
   if (!isPlainObject(state)) throw new TypeError(`plait: save: state must be a plain object, got ${describe(state)}`);
   if (!("params" in state)) throw new TypeError("plait: save: state.params is missing (the parameter tree)");
   const { json, files } = encodeState(state);
@@ -90,7 +94,7 @@ export interface LoadOptions {
  * enclosing scope, if any) of the same dtypes, shapes and bits. Every file is checked against
  * state.json, and `params` against `opts.template` if given, before any tensor is allocated.
  */
-export function load<S extends CheckpointState = CheckpointState>(dir: string, opts?: LoadOptions): S {
+export function load<S extends { readonly params: Tree } = CheckpointState>(dir: string, opts?: LoadOptions): S {
   const { template } = checkOptions("load", opts, ["template"]);
   const fail = (what: string) => new Error(`plait: load: ${dir}: ${what}`);
   let doc: any;
@@ -165,7 +169,7 @@ function readTensorFile(path: string, record: any, fail: (what: string) => Error
 }
 
 /** state.json's form of `state`, and the tensors for each safetensors file by key. */
-function encodeState(state: CheckpointState): { json: Json; files: Map<string, Map<string, Tensor>> } {
+function encodeState(state: { readonly params: Tree }): { json: Json; files: Map<string, Map<string, Tensor>> } {
   const files = new Map<string, Map<string, Tensor>>([[PARAMS_FILE, new Map()]]);
   const refs = new Map<Tensor, Json>(); // a tensor held twice is stored once and loaded as one
   const claimed = new Map<string, string>(); // file/key → path, to catch two paths with one key
