@@ -3,10 +3,12 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import ts from "typescript";
 import { describe, expect, it } from "vitest";
 
 // The README's examples, run as a user would: each in its own process, plait resolved through
-// the package's exports (dist/: build first).
+// the package's exports (dist/: build first). The ```ts blocks are TypeScript (scripts/consumer.mjs
+// type-checks them as a strict consumer would); here their types are stripped for Node 20.
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
@@ -41,7 +43,10 @@ describe("README.md", () => {
       mkdirSync(dir, { recursive: true });
       try {
         const file = join(dir, `example-${i + 1}.mjs`);
-        writeFileSync(file, code);
+        const js = ts.transpileModule(code, {
+          compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+        }).outputText;
+        writeFileSync(file, js);
         const r = spawnSync(process.execPath, [file], { cwd, encoding: "utf8", timeout: 60_000 });
         expect(r.stderr).toBe("");
         expect(r.status).toBe(0);
