@@ -41,37 +41,46 @@ describe("shm faults, ranks in one thread", () => {
         expect(error.message).toBe("plait: allReduce: rank 1 failed: RangeError: boom on rank 1");
         expect(error.reason).toBe("failed");
         expect(error.failedRank).toBe(1);
-        expect(ms).toBeLessThan(1000);
+        expect(ms).toBeLessThan(2000);
       }
-      const later = await rejection(c0.barrier());
+      // a later call rejects before it waits at all: far below any timeout, whatever the load
+      const later = await rejection(c0.barrier({ timeoutMs: 60_000 }));
       expect(later.error.message).toBe("plait: barrier: rank 1 failed: RangeError: boom on rank 1");
-      expect(later.ms).toBeLessThan(50);
+      expect(later.ms).toBeLessThan(2000);
     }));
 
-  it("a timeout names the ranks that did not arrive, and fails the world", () =>
+  it("a timeout names the ranks that did not arrive as the failure, and fails the world", () =>
     scope(async () => {
       const [c0, c1, c2, c3] = world(4);
       const [r0, r1] = await Promise.all([
         rejection(c0.allReduce(ones(100), "max", { timeoutMs: 200 })),
-        rejection(c1.allReduce(ones(100), "max", { timeoutMs: 5000 })),
+        rejection(c1.allReduce(ones(100), "max", { timeoutMs: 60_000 })),
       ]);
       expect(r0.error.reason).toBe("timeout");
       expect(r0.error.message).toBe(
-        "plait: allReduce: rank 0 timed out after 200 ms in allReduce (call #1): ranks 2, 3 did not arrive",
+        "plait: allReduce: ranks 2, 3 did not arrive in allReduce (call #1): rank 0 timed out after 200 ms",
       );
+      expect(r0.error.failedRank).toBe(2); // the first rank that did not come, not rank 0 that waited
       expect(r0.ms).toBeGreaterThanOrEqual(190);
-      expect(r0.ms).toBeLessThan(1500);
-      expect(r1.error.message).toBe(r0.error.message); // rank 1 stops with rank 0's fault
-      expect((await rejection(c2.allReduce(ones(100), "max"))).error.failedRank).toBe(0);
-      expect((await rejection(c3.barrier())).error.reason).toBe("timeout");
+      expect(r0.ms).toBeLessThan(5000); // the deadline is what matters; the margin is for a busy machine
+      expect(r1.error.message).toBe(r0.error.message); // rank 1 stops with the same fault
+      expect(r1.error.failedRank).toBe(2);
+      const late = await rejection(c2.allReduce(ones(100), "max"));
+      expect([late.error.reason, late.error.failedRank]).toEqual(["timeout", 2]);
+      expect((await rejection(c3.barrier())).error.message).toBe(
+        "plait: barrier: ranks 2, 3 did not arrive in allReduce (call #1): rank 0 timed out after 200 ms",
+      );
     }));
 
   it("the communicator's default timeout applies when a call sets none", () =>
     scope(async () => {
       const [c0] = world(2, 100);
       const { error, ms } = await rejection(c0.barrier());
-      expect(error.message).toMatch(/timed out after 100 ms in barrier \(call #1\): rank 1 did not arrive/);
-      expect(ms).toBeLessThan(1000);
+      expect(error.message).toBe(
+        "plait: barrier: rank 1 did not arrive in barrier (call #1): rank 0 timed out after 100 ms",
+      );
+      expect(error.failedRank).toBe(1);
+      expect(ms).toBeLessThan(5000);
     }));
 
   it("an AbortSignal stops a waiting call and fails the world; an already-aborted one does not", () =>
@@ -90,7 +99,7 @@ describe("shm faults, ranks in one thread", () => {
       const during = await rejection(c0.allReduce(ones(5), "sum", { signal: ac.signal }));
       expect(during.error.reason).toBe("aborted");
       expect(during.error.message).toBe("plait: allReduce: rank 0 aborted allReduce (call #2): Error: user stop");
-      expect(during.ms).toBeLessThan(1000);
+      expect(during.ms).toBeLessThan(2000);
       const peer = await rejection(c1.allReduce(ones(5), "sum"));
       expect(peer.error.message).toBe(during.error.message);
     }));
@@ -104,7 +113,7 @@ describe("shm faults, ranks in one thread", () => {
       expect(error.reason).toBe("ended");
       expect(error.failedRank).toBe(1);
       expect(error.message).toBe("plait: broadcast: rank 1 ended without calling broadcast (call #1)");
-      expect(ms).toBeLessThan(1000);
+      expect(ms).toBeLessThan(2000);
     }));
 
   describe("mismatched calls are detected and named on every rank", () => {

@@ -86,6 +86,16 @@ describe("argument checks (every backend)", () => {
         await expect(comm.barrier({ signal: "stop" as any })).rejects.toThrow(
           'plait: barrier: option signal must be an AbortSignal, got "stop"',
         );
+        // an unknown key (a typo) is refused by name, never ignored
+        await expect(comm.barrier({ timeout: 5 } as any)).rejects.toThrow(
+          "plait: barrier: unknown option timeout; known: timeoutMs, signal",
+        );
+        await expect(comm.allReduce(x, "sum", { timeoutMs: 100, singal: undefined } as any)).rejects.toThrow(
+          "plait: allReduce: unknown option singal; known: timeoutMs, signal",
+        );
+        await expect(comm.broadcast(x, 0, null as any)).rejects.toThrow(
+          "plait: broadcast: options must be an object, got null",
+        );
         const aborted = comm.allReduce(x, "sum", { signal: AbortSignal.abort(new Error("stop")) });
         await expect(aborted).rejects.toBeInstanceOf(CommError);
         await expect(aborted).rejects.toThrow("plait: allReduce: aborted: Error: stop");
@@ -112,5 +122,20 @@ describe("shardRange", () => {
         expect(next).toBe(n);
       }
     }
+  });
+});
+
+describe("ShmComm options", () => {
+  it("refuses unknown keys by name", () => {
+    const { arena, memory } = runtime();
+    const base = arena.alloc(controlBytes(2));
+    initControl(memory, base, 2);
+    expect(() => new ShmComm(memory, base, 0, { spin: 1 } as any)).toThrow(
+      "plait: ShmComm: unknown option spin; known: timeoutMs, spinMs",
+    );
+    expect(() => new ShmComm(memory, base, 0, { timeoutMs: -1 })).toThrow(
+      "plait: ShmComm: option timeoutMs must be a number of milliseconds in (0, 2^31), got -1",
+    );
+    arena.free(base);
   });
 });

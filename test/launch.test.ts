@@ -11,6 +11,7 @@ import { launch, liveWorkers, spawn } from "../src/launch/index.ts";
 
 const SMOKE = new URL("./fixtures/spawn-smoke.mjs", import.meta.url);
 const SCRIPT = fileURLToPath(new URL("./fixtures/launch-script.mjs", import.meta.url));
+const ARGV_SCRIPT = fileURLToPath(new URL("./fixtures/launch-argv.mjs", import.meta.url));
 
 describe("devices", () => {
   const allowed = 'must be an integer from 1 to 256 or "auto"';
@@ -41,6 +42,8 @@ describe("spawn", () => {
         threads: process.env.PLAIT_THREADS ? Number(process.env.PLAIT_THREADS) : share,
         sum: [6, 30],
         args: { lr: 0.1, tags: ["a"] },
+        argv: process.argv, // every rank sees the argv of the thread that called spawn()
+        execArgv: process.execArgv,
       })),
     );
   });
@@ -84,6 +87,16 @@ describe("spawn", () => {
     await expect(spawn(SMOKE, "main", { devices: 2, timeoutMs: -5 })).rejects.toThrow(
       "plait: spawn: option timeoutMs must be a number of milliseconds in (0, 2^31), got -5",
     );
+    await expect(spawn(SMOKE, "main", { device: 2 } as any)).rejects.toThrow(
+      "plait: spawn: unknown option device; known: devices, args, timeoutMs",
+    );
+    await expect(spawn(SMOKE, "main", 2 as any)).rejects.toThrow("plait: spawn: options must be an object, got number");
+    await expect(launch({ devices: 2, timeout: 5 } as any)).rejects.toThrow(
+      "plait: launch: unknown option timeout; known: devices, script, timeoutMs",
+    );
+    await expect(launch({ devices: 2, timeoutMs: 0 })).rejects.toThrow(
+      "plait: launch: option timeoutMs must be a number of milliseconds in (0, 2^31), got 0",
+    );
     process.env.PLAIT_SHM_SMALL_BYTES = "1000";
     try {
       await expect(spawn(SMOKE, "main", { devices: 2 })).rejects.toThrow(
@@ -125,6 +138,28 @@ describe("script launcher", () => {
       "rank 1/3 main=false sum=6,3",
       "rank 2/3 main=false sum=6,3",
     ]);
+  });
+
+  it("every rank sees rank 0's argv and execArgv: a script parses the same flags on each", () => {
+    const args = ["--lr", "0.1", "mode", "--verbose"];
+    const r = spawnSync(process.execPath, ["--no-deprecation", ARGV_SCRIPT, ...args], {
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    const ranks = r.stdout
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line))
+      .sort((a, b) => a.rank - b.rank);
+    expect(ranks.map((x) => x.rank)).toEqual([0, 1]);
+    for (const x of ranks) {
+      expect(x.values).toEqual({ lr: "0.1", verbose: true });
+      expect(x.positionals).toEqual(["mode"]);
+      expect(x.script).toBe(ARGV_SCRIPT);
+      expect(x.execArgv).toEqual(["--no-deprecation"]);
+    }
   });
 
   it("a rank's script ends when its work does, even work it started without awaiting", () => {

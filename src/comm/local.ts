@@ -3,7 +3,7 @@ import { Tensor } from "../core/tensor.ts";
 import type { Tree } from "../core/tree.ts";
 import { CommError, describeError } from "./errors.ts";
 import type { CollectiveOptions, Comm, ReduceOp } from "./types.ts";
-import { checkOp, checkOptions, checkReducible, checkRoot, checkTensor, leavesOf } from "./validate.ts";
+import { checkOp, checkReducible, checkRoot, checkTensor, checkTimeout, leavesOf } from "./validate.ts";
 
 /** The communicator of a world of one rank: every collective is the identity (or a copy). */
 export function localComm(): Comm {
@@ -58,7 +58,7 @@ class LocalComm implements Comm {
   }
 
   private start(name: string, opts: CollectiveOptions | undefined): void {
-    checkOptions(name, opts, 1);
+    checkTimeout(name, opts, 1);
     checkNotAborted(name, opts);
   }
 }

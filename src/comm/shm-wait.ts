@@ -60,7 +60,8 @@ const noop = () => {};
 /**
  * Waiting for counters in the control block, with every exit bounded: the world's first fault,
  * a peer that ended or exited without arriving, the deadline and the abort signal all end a wait
- * with a CommError; the last three are recorded as this rank's fault, so the others stop too.
+ * with a CommError. Each is recorded as the fault of the rank it is about (the peer that ended,
+ * exited or did not come in time; this rank for its own abort), so the others stop too.
  */
 export class Rendezvous {
   constructor(
@@ -126,12 +127,15 @@ export class Rendezvous {
     if (call.signal?.aborted) {
       this.fail(call, "aborted", `rank ${this.rank} aborted ${what(call)}: ${describeError(call.signal.reason)}`);
     }
-    if (performance.now() >= call.deadline) {
-      const verb = field === R.arrive ? "did not arrive" : "did not finish";
+    // The ranks that did not come are the failure, not this rank that waited for them: the first
+    // of them is named as the failed rank, and they lead the sentence every rank will report.
+    if (performance.now() >= call.deadline && missing.length > 0) {
+      const verb = field === R.arrive ? "did not arrive in" : "did not finish";
       this.fail(
         call,
         "timeout",
-        `rank ${this.rank} timed out after ${call.timeoutMs} ms in ${what(call)}: ${plural(missing)} ${missing.join(", ")} ${verb}`,
+        `${plural(missing)} ${missing.join(", ")} ${verb} ${what(call)}: rank ${this.rank} timed out after ${call.timeoutMs} ms`,
+        missing[0],
       );
     }
   }

@@ -1,4 +1,5 @@
 import { bytesOf, DTYPES, type DType } from "../core/dtype.ts";
+import { checkOptions } from "../core/options.ts";
 import { runtime } from "../core/runtime.ts";
 import { Tensor } from "../core/tensor.ts";
 import { type Tree, treeFlatten } from "../core/tree.ts";
@@ -7,7 +8,7 @@ import { OP_CODE, REDUCE_KERNEL, SCRATCH_BYTES } from "./reduce.ts";
 import { Control, D, H, R, STATE } from "./shm-control.ts";
 import { type Call, DEFAULT_SPIN_MS, Rendezvous } from "./shm-wait.ts";
 import { type CollectiveOptions, type Comm, REDUCE_OPS, type ReduceOp, shardRange } from "./types.ts";
-import { checkOp, checkOptions, checkReducible, checkRoot, checkTensor, leavesOf } from "./validate.ts";
+import { checkOp, checkReducible, checkRoot, checkTensor, checkTimeout, checkTimeoutMs, leavesOf } from "./validate.ts";
 
 const KIND = { allReduce: 1, broadcast: 2, allGather: 3, reduceScatter: 4, barrier: 5 } as const;
 const KIND_NAMES = ["?", "allReduce", "broadcast", "allGather", "reduceScatter", "barrier"];
@@ -21,6 +22,8 @@ const CHUNK_BYTES = 1 << 20;
 const POOL_MIN_ELEMENTS = 1 << 15;
 /** Elements per rank's slice of a large allreduce are a multiple of this (64-byte lines at f32). */
 const SLICE_ALIGN = 16;
+
+const SHM_OPTIONS = ["timeoutMs", "spinMs"] as const;
 
 export interface ShmCommOptions {
   /** Default timeout of every collective, in ms (10 minutes unless set). */
@@ -73,8 +76,9 @@ export class ShmComm implements Comm {
     if (!Number.isInteger(rank) || rank < 0 || rank >= this.worldSize) {
       throw new RangeError(`plait: ShmComm: rank must be an integer in [0, ${this.worldSize - 1}], got ${rank}`);
     }
-    this.timeoutMs = checkOptions("ShmComm", { timeoutMs: opts.timeoutMs }, DEFAULT_TIMEOUT_MS);
-    const spinMs = opts.spinMs ?? DEFAULT_SPIN_MS;
+    const o = checkOptions("ShmComm", opts, SHM_OPTIONS);
+    this.timeoutMs = o.timeoutMs === undefined ? DEFAULT_TIMEOUT_MS : checkTimeoutMs("ShmComm", o.timeoutMs);
+    const spinMs = o.spinMs ?? DEFAULT_SPIN_MS;
     if (!(spinMs >= 0 && spinMs <= 1000)) {
       throw new RangeError(
         `plait: ShmComm: option spinMs must be a number of milliseconds in [0, 1000], got ${spinMs}`,
@@ -99,7 +103,7 @@ export class ShmComm implements Comm {
 
   async allReduce<T extends Tree>(x: T, op: ReduceOp, opts?: CollectiveOptions): Promise<T> {
     checkOp("allReduce", op);
-    const timeoutMs = opts === undefined ? this.timeoutMs : checkOptions("allReduce", opts, this.timeoutMs);
+    const timeoutMs = opts === undefined ? this.timeoutMs : checkTimeout("allReduce", opts, this.timeoutMs);
     const signal = opts?.signal;
     if (x instanceof Tensor) {
       checkReducible("allReduce", checkTensor("allReduce", x), op);
@@ -130,7 +134,7 @@ export class ShmComm implements Comm {
   }
 
   async broadcast<T extends Tree>(x: T, root: number, opts?: CollectiveOptions): Promise<T> {
-    const timeoutMs = checkOptions("broadcast", opts, this.timeoutMs);
+    const timeoutMs = checkTimeout("broadcast", opts, this.timeoutMs);
     const leaves = leavesOf("broadcast", x);
     checkRoot("broadcast", root, this.worldSize);
     const tree = x instanceof Tensor ? 0 : treeHash(x);
@@ -153,7 +157,7 @@ export class ShmComm implements Comm {
   }
 
   async allGather(x: Tensor, opts?: CollectiveOptions): Promise<Tensor> {
-    const timeoutMs = checkOptions("allGather", opts, this.timeoutMs);
+    const timeoutMs = checkTimeout("allGather", opts, this.timeoutMs);
     checkTensor("allGather", x);
     if (this.busy) await this.turn();
     this.busy = true;
@@ -181,7 +185,7 @@ export class ShmComm implements Comm {
 
   async reduceScatter(x: Tensor, op: ReduceOp, opts?: CollectiveOptions): Promise<Tensor> {
     checkOp("reduceScatter", op);
-    const timeoutMs = checkOptions("reduceScatter", opts, this.timeoutMs);
+    const timeoutMs = checkTimeout("reduceScatter", opts, this.timeoutMs);
     checkReducible("reduceScatter", checkTensor("reduceScatter", x), op);
     if (this.busy) await this.turn();
     this.busy = true;
@@ -208,7 +212,7 @@ export class ShmComm implements Comm {
   }
 
   async barrier(opts?: CollectiveOptions): Promise<void> {
-    const timeoutMs = opts === undefined ? this.timeoutMs : checkOptions("barrier", opts, this.timeoutMs);
+    const timeoutMs = opts === undefined ? this.timeoutMs : checkTimeout("barrier", opts, this.timeoutMs);
     if (this.busy) await this.turn();
     this.busy = true;
     try {

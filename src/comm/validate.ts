@@ -1,4 +1,5 @@
 import type { DType } from "../core/dtype.ts";
+import { checkOptions } from "../core/options.ts";
 import { Tensor } from "../core/tensor.ts";
 import { type Tree, treeFlatten } from "../core/tree.ts";
 import { type CollectiveOptions, REDUCE_OPS, type ReduceOp } from "./types.ts";
@@ -57,22 +58,29 @@ export function checkRoot(name: string, root: unknown, worldSize: number): numbe
   return root;
 }
 
-/** Checks the options and returns the timeout that applies. */
-export function checkOptions(name: string, opts: CollectiveOptions | undefined, defaultTimeoutMs: number): number {
+const COLLECTIVE_OPTIONS = ["timeoutMs", "signal"] as const;
+
+/**
+ * Checks a collective's options (`timeoutMs`, `signal`; any other key is refused by name) and
+ * returns the timeout that applies: the call's, else `defaultTimeoutMs`.
+ */
+export function checkTimeout(name: string, opts: CollectiveOptions | undefined, defaultTimeoutMs: number): number {
   if (opts === undefined) return defaultTimeoutMs;
-  if (opts === null || typeof opts !== "object") {
-    throw new TypeError(`plait: ${name}: argument opts must be an object, got ${typeName(opts)}`);
+  const { timeoutMs, signal } = checkOptions(name, opts, COLLECTIVE_OPTIONS);
+  if (signal !== undefined && !(typeof signal === "object" && signal !== null && "aborted" in signal)) {
+    throw new TypeError(`plait: ${name}: option signal must be an AbortSignal, got ${typeName(signal)}`);
   }
-  const { timeoutMs, signal } = opts;
-  if (timeoutMs !== undefined && !(typeof timeoutMs === "number" && timeoutMs > 0 && timeoutMs <= 2 ** 31 - 1)) {
+  return timeoutMs === undefined ? defaultTimeoutMs : checkTimeoutMs(name, timeoutMs);
+}
+
+/** A timeout in ms: a number in (0, 2^31) (setTimeout's range). */
+export function checkTimeoutMs(name: string, timeoutMs: unknown): number {
+  if (!(typeof timeoutMs === "number" && timeoutMs > 0 && timeoutMs <= 2 ** 31 - 1)) {
     throw new RangeError(
       `plait: ${name}: option timeoutMs must be a number of milliseconds in (0, 2^31), got ${JSON.stringify(timeoutMs)}`,
     );
   }
-  if (signal !== undefined && !(typeof signal === "object" && signal !== null && "aborted" in signal)) {
-    throw new TypeError(`plait: ${name}: option signal must be an AbortSignal, got ${typeName(signal)}`);
-  }
-  return timeoutMs ?? defaultTimeoutMs;
+  return timeoutMs;
 }
 
 export function typeName(x: unknown): string {

@@ -1,7 +1,8 @@
 import { pathToFileURL } from "node:url";
 import { localComm } from "../comm/local.ts";
 import { DEFAULT_TIMEOUT_MS, ShmComm } from "../comm/shm.ts";
-import { checkOptions } from "../comm/validate.ts";
+import { checkTimeoutMs } from "../comm/validate.ts";
+import { checkOptions } from "../core/options.ts";
 import { configure, runtime, runtimeStarted } from "../core/runtime.ts";
 import { currentWorkerRank, type RankContext } from "./context.ts";
 import { type Devices, parseDevices, smallBytesFor, spinMsFor, threadsPerRank } from "./devices.ts";
@@ -20,11 +21,15 @@ export interface LaunchContext extends RankContext {
   /**
    * Ends this rank's part in collectives (peers still waiting for it fail at once). On rank 0 it
    * then waits until every worker's script has ended, and rejects with the first rank's failure.
+   * After a collective timed out (even one whose error the script caught) the rank that did not
+   * arrive is stopped, so join() rejects at once, naming it, rather than wait for it.
    */
   join(): Promise<void>;
   /** On rank 0: terminates every worker now. On a worker: does nothing. */
   close(): Promise<void>;
 }
+
+const LAUNCH_OPTIONS = ["devices", "script", "timeoutMs"] as const;
 
 let launched: LaunchContext | undefined;
 
@@ -32,13 +37,16 @@ let launched: LaunchContext | undefined;
  * Turns this script into a world of `devices` ranks (Lightning's subprocess script launcher, with
  * threads): called at the top of a script, it re-runs the same script in devices − 1 worker
  * threads, which share this thread's memory and kernels; the calling thread is rank 0. Each
- * rank's `launch()` resolves to its own context. Workers exit when their script ends; a rank
- * that fails makes every other rank's collectives reject, terminates the workers and sets a
- * non-zero exit code. Code before `launch()` runs on every rank.
+ * rank's `launch()` resolves to its own context. Every rank sees rank 0's `process.argv` and
+ * `process.execArgv`, so flags parse alike everywhere. Workers exit when their script ends; a
+ * rank that fails (throws, exits, or does not come to a collective in time) makes every other
+ * rank's collectives reject, terminates the workers and sets a non-zero exit code. Code before
+ * `launch()` runs on every rank.
  */
-export async function launch(opts: LaunchOptions = {}): Promise<LaunchContext> {
+export async function launch(options?: LaunchOptions): Promise<LaunchContext> {
+  const opts = checkOptions("launch", options, LAUNCH_OPTIONS);
   const devices = parseDevices("launch", opts.devices ?? 1);
-  const timeoutMs = checkOptions("launch", { timeoutMs: opts.timeoutMs }, DEFAULT_TIMEOUT_MS);
+  const timeoutMs = opts.timeoutMs === undefined ? DEFAULT_TIMEOUT_MS : checkTimeoutMs("launch", opts.timeoutMs);
   const worker = currentWorkerRank();
   if (worker) {
     if (devices !== worker.ctx.worldSize) {
@@ -87,6 +95,7 @@ export async function launch(opts: LaunchOptions = {}): Promise<LaunchContext> {
     isMain: true,
     join: async () => {
       comm.end();
+      world.check(); // a timeout this rank caught: stop the late rank rather than wait for it
       await world.done;
     },
     close: () => world.terminate(),

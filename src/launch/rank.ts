@@ -1,3 +1,4 @@
+import process from "node:process";
 import type { MessagePort } from "node:worker_threads";
 import { describeError } from "../comm/errors.ts";
 import { localComm } from "../comm/local.ts";
@@ -15,6 +16,7 @@ import type { RankData, RankMessage } from "./world.ts";
  */
 export async function runRank(data: RankData, port: MessagePort): Promise<void> {
   const post = (m: RankMessage) => port.postMessage(m);
+  seeArgv(data.argv, data.execArgv);
   const rt = attachRuntime(data.handle, data.threads, data.parentSlot);
   const shm =
     data.worldSize > 1
@@ -28,18 +30,31 @@ export async function runRank(data: RankData, port: MessagePort): Promise<void> 
   });
   const end = () => shm?.end();
   setWorkerRank({ mode: data.mode, ctx, end });
-  post({ type: "ready", stackSlot: rt.k.stackSlot });
+  post({ type: "ready" });
+  // The event loop empties while the script (or function) is still awaiting: a promise nothing is
+  // left to settle. The worker then exits (Node and Bun: code 13); say why first. (Deno keeps such
+  // a worker alive: its peers' collectives time out, naming it.)
+  let settled = false;
+  const stuck = () => {
+    if (!settled) post({ type: "stuck" });
+  };
+  process.once("beforeExit", stuck);
   let value: unknown;
   try {
     const mod = await import(data.module);
-    if (data.mode === "script") return;
+    if (data.mode === "script") {
+      settled = true;
+      return;
+    }
     const fn = mod[data.fn];
     if (typeof fn !== "function") {
       const names = Object.keys(mod).join(", ") || "nothing";
       throw new TypeError(`plait: spawn: ${data.module} has no exported function ${data.fn} (it exports ${names})`);
     }
     value = await fn(ctx, data.args);
+    settled = true;
   } catch (e) {
+    settled = true;
     shm?.fail(e);
     try {
       post({ type: "error", error: e });
@@ -59,5 +74,23 @@ export async function runRank(data: RankData, port: MessagePort): Promise<void> 
     );
     shm?.fail(error);
     post({ type: "error", error });
+  }
+}
+
+/**
+ * Makes this worker's process.argv and process.execArgv (and Deno.args on Deno) those of the
+ * thread that started the world, so that a script re-run on every rank parses the same flags
+ * and a module that checks whether it is the main script (process.argv[1]) decides alike.
+ */
+function seeArgv(argv: readonly string[], execArgv: readonly string[]): void {
+  if (argv.length > 0) process.argv.splice(0, process.argv.length, ...argv);
+  process.execArgv.splice(0, process.execArgv.length, ...execArgv);
+  const deno = (globalThis as { Deno?: { args: readonly string[] } }).Deno;
+  if (deno && argv.length > 0) {
+    try {
+      Object.defineProperty(deno, "args", { value: Object.freeze(argv.slice(2)), configurable: true });
+    } catch {
+      // a Deno whose args cannot be redefined: process.argv still carries them
+    }
   }
 }
