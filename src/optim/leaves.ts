@@ -12,7 +12,6 @@ export interface ParamLeaves {
 const isPlainObject = (t: unknown): t is Record<string, Tree> =>
   t !== null && typeof t === "object" && Object.getPrototypeOf(t) === Object.prototype;
 
-
 function kindOf(t: unknown): string {
   if (t instanceof Tensor) return "a tensor";
   if (Array.isArray(t)) return `an array of ${t.length}`;
