@@ -28,8 +28,9 @@ export default defineConfig({
   test: {
     testTimeout: 60_000,
     pool: "forks",
-    // Workers and child processes load plait from dist/: rebuilt here when src/ is newer.
-    globalSetup: ["test/setup/dist.ts"],
+    // Workers and child processes load plait from dist/: rebuilt here when src/ is newer. Where
+    // no system BLAS is installed, the BLAS suites skip and native.ts names them and the fix.
+    globalSetup: ["test/setup/dist.ts", "test/setup/native.ts"],
     // A fixed seed for fast-check and Math.random.
     setupFiles: ["test/setup/seed.ts"],
     projects: [
@@ -48,7 +49,9 @@ export default defineConfig({
         test: {
           name: "relaxed",
           include: RELAXED_TESTS,
-          env: { PLAIT_SIMD: "relaxed" },
+          // the WASM GEMM, not the system BLAS: matmul/linear/training run the relaxed kernels
+          // here, and the PLAIT_BLAS=off path of the ops is tested end to end
+          env: { PLAIT_SIMD: "relaxed", PLAIT_BLAS: "off" },
           execArgv: ["--experimental-wasm-relaxed-simd"],
         },
       },

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { blasFor, blasStatus } from "../ffi/blas.ts";
 import { Rng } from "../src/data/rng.ts";
 import { scope, tensor } from "../src/index.ts";
 import { linear, matmul } from "../src/ops/linear.ts";
@@ -23,6 +24,11 @@ const transposeRef = (x: ArrayLike<number>, rows: number, cols: number) =>
   Float64Array.from({ length: rows * cols }, (_, i) => x[(i % rows) * cols + Math.floor(i / rows)]);
 
 describe("matmul", () => {
+  it("runs on the GEMM the project names: the WASM kernels under PLAIT_BLAS=off, else the system BLAS where found", () => {
+    if (process.env.PLAIT_BLAS === "off") expect(blasFor("f32")).toBeUndefined();
+    else expect(blasFor("f32") !== undefined).toBe(blasStatus().usable);
+  });
+
   const rng = new Rng(14);
   const FLAGS = [
     [false, false],

@@ -53,6 +53,59 @@ const COL_UNIT = 8;
  * the kernel pool by rows or columns of C; each thread packs only its own share.
  */
 export function matmul(a: Tensor, b: Tensor, opts?: GemmOptions): Tensor {
+  const { m, n, k, transA, transB, bias, accumulate, threads, c } = checkGemm(a, b, opts);
+  if (m === 0 || n === 0) return c;
+  const kernel = KERNELS[a.dtype]!;
+  const { arena, k: kernels, pool } = runtime();
+  const e = bytesOf(a.dtype);
+  const o = bytesOf(kernel.out);
+  // A(i, p) = a[i*rsa + p*csa], B(p, j) = b[p*rsb + j*csb], in elements.
+  const [rsa, csa] = transA ? [1, m] : [k, 1];
+  const [rsb, csb] = transB ? [1, k] : [n, 1];
+  const shares = split(m, n, k, Math.min(pool.size, threads ?? pool.size));
+  const scratchBytes = kernels.c[kernel.scratchBytes] as (m: number, n: number, k: number) => number;
+  const perThread = alignUp(Math.max(...shares.map((s) => scratchBytes(s.rows, s.cols, k))));
+  const scratch = scratchFor(arena, perThread * shares.length);
+  const argsFor = (s: Share, t: number) => [
+    s.rows,
+    s.cols,
+    k,
+    a.ptr + s.row * rsa * e,
+    rsa,
+    csa,
+    b.ptr + s.col * csb * e,
+    rsb,
+    csb,
+    c.ptr + (s.row * n + s.col) * o,
+    n,
+    bias === undefined ? 0 : bias.ptr + s.col * o,
+    accumulate ? 1 : 0,
+    scratch + t * perThread,
+  ];
+  if (shares.length === 1) kernels.c[kernel.fn](...argsFor(shares[0], 0));
+  else pool.run(shares.map((s, t) => ({ fn: `c.${kernel.fn}`, args: argsFor(s, t) })));
+  return c;
+}
+
+/** A product's checked arguments, and the tensor C is written to (`out`, or a new one). */
+export interface GemmPlan {
+  m: number;
+  n: number;
+  k: number;
+  transA: boolean;
+  transB: boolean;
+  bias: Tensor | undefined;
+  accumulate: boolean;
+  threads: number | undefined;
+  c: Tensor;
+}
+
+/**
+ * matmul's argument checks, shared with every other GEMM backend (the system BLAS in
+ * ffi/blas.ts) so that each takes the same arguments and fails with the same errors. Makes C
+ * when no `out` is given.
+ */
+export function checkGemm(a: Tensor, b: Tensor, opts?: GemmOptions): GemmPlan {
   const {
     transA = false,
     transB = false,
@@ -87,37 +140,7 @@ export function matmul(a: Tensor, b: Tensor, opts?: GemmOptions): Tensor {
   } else if (accumulate) {
     throw new Error("plait: matmul: accumulate: true needs an out tensor to accumulate into");
   }
-  const c = out ?? new Tensor([m, n], kernel.out);
-  if (m === 0 || n === 0) return c;
-  const { arena, k: kernels, pool } = runtime();
-  const e = bytesOf(a.dtype);
-  const o = bytesOf(kernel.out);
-  // A(i, p) = a[i*rsa + p*csa], B(p, j) = b[p*rsb + j*csb], in elements.
-  const [rsa, csa] = transA ? [1, m] : [k, 1];
-  const [rsb, csb] = transB ? [1, k] : [n, 1];
-  const shares = split(m, n, k, Math.min(pool.size, threads ?? pool.size));
-  const scratchBytes = kernels.c[kernel.scratchBytes] as (m: number, n: number, k: number) => number;
-  const perThread = alignUp(Math.max(...shares.map((s) => scratchBytes(s.rows, s.cols, k))));
-  const scratch = scratchFor(arena, perThread * shares.length);
-  const argsFor = (s: Share, t: number) => [
-    s.rows,
-    s.cols,
-    k,
-    a.ptr + s.row * rsa * e,
-    rsa,
-    csa,
-    b.ptr + s.col * csb * e,
-    rsb,
-    csb,
-    c.ptr + (s.row * n + s.col) * o,
-    n,
-    bias === undefined ? 0 : bias.ptr + s.col * o,
-    accumulate ? 1 : 0,
-    scratch + t * perThread,
-  ];
-  if (shares.length === 1) kernels.c[kernel.fn](...argsFor(shares[0], 0));
-  else pool.run(shares.map((s, t) => ({ fn: `c.${kernel.fn}`, args: argsFor(s, t) })));
-  return c;
+  return { m, n, k, transA, transB, bias, accumulate, threads, c: out ?? new Tensor([m, n], kernel.out) };
 }
 
 /**

@@ -19,6 +19,13 @@ export interface RuntimeOptions {
    * flow through to the loss scaler. Unlike the other options it may be switched at any time.
    */
   detectAnomaly?: boolean;
+  /**
+   * The system BLAS that the differentiable matmul and linear use for f32 and f64: "auto" (the
+   * default: the first one found, else the WASM kernels), "off" (always the WASM kernels), or a
+   * library's path or soname (that one, or an error). Default: PLAIT_BLAS, else "auto". Like
+   * detectAnomaly, it may be changed at any time; it applies from the next product.
+   */
+  blas?: string;
 }
 
 /** Everything one thread needs to run kernels: the memory, its arena, its kernel instances. */
@@ -33,7 +40,9 @@ export interface Runtime {
   readonly threads: number;
 }
 
-const RUNTIME_OPTIONS = ["threads", "memoryLimit", "detectAnomaly"] as const;
+const RUNTIME_OPTIONS = ["threads", "memoryLimit", "detectAnomaly", "blas"] as const;
+/** Options that may change after the runtime started. */
+const LIVE_OPTIONS: readonly string[] = ["detectAnomaly", "blas"];
 
 let options: RuntimeOptions = {};
 let current: Runtime | undefined;
@@ -46,12 +55,17 @@ function positiveInt(value: unknown, what: string): number {
   return n;
 }
 
-/** Sets runtime options; only before the first tensor or kernel call (detectAnomaly: at any time). */
+/** Sets runtime options; only before the first tensor or kernel call (detectAnomaly and blas: at any time). */
 export function configure(opts: RuntimeOptions): void {
   const o = checkOptions("configure()", opts, RUNTIME_OPTIONS);
   if (o.detectAnomaly !== undefined && typeof o.detectAnomaly !== "boolean") {
     throw new TypeError(
       `plait: configure({ detectAnomaly }) must be true or false, got ${JSON.stringify(o.detectAnomaly)}`,
+    );
+  }
+  if (o.blas !== undefined && (typeof o.blas !== "string" || o.blas.trim() === "")) {
+    throw new TypeError(
+      `plait: configure({ blas }) must be "auto", "off" or a library path, got ${JSON.stringify(o.blas)}`,
     );
   }
   if (o.threads !== undefined) positiveInt(o.threads, "configure({ threads })");
@@ -63,11 +77,14 @@ export function configure(opts: RuntimeOptions): void {
       );
     }
   }
-  if (current && Object.keys(o).some((k) => k !== "detectAnomaly")) {
+  if (current && Object.keys(o).some((k) => !LIVE_OPTIONS.includes(k))) {
     throw new Error("plait: configure() must be called before the first tensor or kernel call");
   }
   options = { ...options, ...o };
 }
+
+/** configure({ blas }), if given (ffi/blas.ts reads it; PLAIT_BLAS is the fallback). */
+export const configuredBlas = (): string | undefined => options.blas;
 
 /** Whether anomaly mode is on (configure({ detectAnomaly: true })). */
 export const detectingAnomalies = (): boolean => options.detectAnomaly === true;

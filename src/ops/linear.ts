@@ -1,3 +1,4 @@
+import { blasFor } from "../../ffi/blas.ts";
 import { type HalfDType, isHalf, toDType } from "../core/castInto.ts";
 import * as gemm from "../core/gemm.ts";
 import type { Tensor } from "../core/tensor.ts";
@@ -20,6 +21,9 @@ export interface MatmulOptions {
  * each computed by the GEMM with the transposes folded into its layout flags and added into
  * the gradient buffer in place (the GEMM's accumulate mode) when one already exists.
  *
+ * f32 and f64 products run on the system BLAS when one is in use (configure({ blas }) /
+ * PLAIT_BLAS, ffi/blas.ts), else on the WASM kernels (core.matmul): same contract, same bound.
+ *
  * Half precision: when an operand is f16 or bf16 (a half compute copy of a weight), the product
  * runs in that dtype: an f32 operand is rounded to it at the input, the GEMM multiplies the half
  * values with f32 accumulation, and C is f32; a half bias is widened (exactly). The backward
@@ -33,12 +37,17 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   if (bias !== undefined) checkInput("matmul", "bias", bias);
   const half = halfOperands(a, b);
   if (half !== undefined) return halfMatmul(a, b, transA, transB, bias, half);
-  const out = gemm.matmul(a, b, { transA, transB, bias });
+  const out = product(a, b, { transA, transB, bias });
   const tape = tapeFor(a, b, bias);
   if (tape) {
     tape.record(out, (g, sink) => backward(g, g, a, b, a, b, transA, transB, bias, sink), [a, b]);
   }
   return out;
+}
+
+/** One GEMM: the system BLAS for f32/f64 when in use, else the WASM kernels (half dtypes always). */
+function product(a: Tensor, b: Tensor, opts: gemm.GemmOptions): Tensor {
+  return (blasFor(a.dtype) ?? gemm.matmul)(a, b, opts);
 }
 
 /** A dense layer: x · w + b, for x [batch, in], w [in, out], b [out] (one fused GEMM call). */
@@ -125,14 +134,14 @@ function backward(
   const da = sink.buffer(a);
   if (da) {
     const acc = { out: da.out, accumulate: da.accumulate };
-    if (!transA) gemm.matmul(gOp, bOp, { transB: !transB, ...acc });
-    else gemm.matmul(bOp, gOp, { transA: transB, transB: true, ...acc });
+    if (!transA) product(gOp, bOp, { transB: !transB, ...acc });
+    else product(bOp, gOp, { transA: transB, transB: true, ...acc });
   }
   const db = sink.buffer(b);
   if (db) {
     const acc = { out: db.out, accumulate: db.accumulate };
-    if (!transB) gemm.matmul(aOp, gOp, { transA: !transA, ...acc });
-    else gemm.matmul(gOp, aOp, { transA: true, transB: transA, ...acc });
+    if (!transB) product(aOp, gOp, { transA: !transA, ...acc });
+    else product(gOp, aOp, { transA: true, transB: transA, ...acc });
   }
   if (bias) {
     const dbias = sink.buffer(bias);
