@@ -50,6 +50,16 @@ await check("broadcast, allGather, reduceScatter, barrier", async () => {
   await comm.barrier();
 });
 
+await check("every rank sees rank 0's argv and execArgv", async () => {
+  const seen = JSON.stringify([process.argv, process.execArgv, globalThis.Deno?.args ?? null]);
+  let h = 0x811c9dc5;
+  for (let i = 0; i < seen.length; i++) h = Math.imul(h ^ seen.charCodeAt(i), 0x01000193);
+  const all = await comm.allGather(plait.tensor([h | 0], [1], { dtype: "i32" }));
+  const [h0, h1] = all.toArray();
+  assert(h0 === h1, `rank ${rank} sees ${seen}, which differs from the other rank's`);
+  assert(process.argv[1].endsWith("launch.mjs"), `argv[1] is ${process.argv[1]}`);
+});
+
 await check("a mismatch is detected, not reduced", async () => {
   // on a world of its own, so that the mismatch does not poison this one
   if (rank !== 0) return;
@@ -83,6 +93,21 @@ if (rank === 0) {
     assert(error?.message === "plait: spawn: rank 2 failed: Error: boom on rank 2", `got ${error?.message}`);
     assert(performance.now() - t0 < 10_000, "took too long");
     assert(plait.liveWorkers() === workers, `${plait.liveWorkers() - workers} spawned workers left`);
+  });
+  await check("a stalled rank is named and stopped, even when its peers catch the timeout", async () => {
+    const t0 = performance.now();
+    let error;
+    try {
+      await plait.spawn(new URL("../fixtures/faults.mjs", import.meta.url), "main", {
+        devices: 2,
+        args: { scenario: "stall-caught", k: 1, timeoutMs: 500 },
+      });
+    } catch (e) {
+      error = e;
+    }
+    assert(error?.failedRank === 1 && error?.reason === "timeout", `got ${error?.message}`);
+    assert(error.message.startsWith("plait: spawn: rank 1 did not arrive in allReduce"), error.message);
+    assert(performance.now() - t0 < 10_000, "took too long (the stalled rank sleeps 60 s)");
   });
   await check("a failed world's memory is reused (Node, Bun) or kept (Deno), never overwritten", async () => {
     // rank 0 is terminated while computing, its pool thread waiting for work. Node and Bun stop
