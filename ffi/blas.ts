@@ -232,8 +232,9 @@ function setThreads(bound: Bound, n: number): void {
 }
 
 /**
- * What the current mode gives, without throwing: for `plait env` and tests. Loads the library
- * (and koffi) when that has not happened yet, except in off mode.
+ * Which system BLAS matmul and linear use for f32/f64 under the current mode (configure({ blas }),
+ * else PLAIT_BLAS, else auto), or why none: the BLAS entry of `plait env`. Never throws; loads
+ * koffi and the library if no product has yet (not in off mode).
  */
 export function blasStatus(): BlasStatus {
   const s = current();

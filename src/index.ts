@@ -1,6 +1,7 @@
 // plait's public API. The differentiable ops (src/ops) own the short names (matmul, add, relu,
 // sum, ...); the raw kernels behind them, with out buffers and JS-number reductions, are `core.*`.
 
+export { type BlasStatus, blasStatus } from "../ffi/blas.ts";
 export * from "./checkpoint/index.ts";
 export * from "./comm/index.ts";
 export { Arena } from "./core/arena.ts";
