@@ -7,7 +7,7 @@
 // (libcublas.so.<any>); then CUDA_HOME and /usr/local/cuda*/lib*; then the nvidia/<name>/lib
 // folders of installed Python nvidia-* wheels (where pip puts NCCL and cuBLAS).
 import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import { denyReason, LoadError, message, type NativeLibrary, openNative } from "./native.ts";
 
@@ -83,8 +83,9 @@ export class LibraryError extends Error {
     readonly reason: string,
     readonly tried: readonly Attempt[],
     readonly install: string,
+    readonly searched: readonly string[] = [],
   ) {
-    super(describeFailure(library, kind, reason, tried, install));
+    super(describeFailure(library, kind, reason, tried, install, searched));
     this.name = "LibraryError";
   }
 }
@@ -95,18 +96,24 @@ function describeFailure(
   reason: string,
   tried: readonly Attempt[],
   install: string,
+  searched: readonly string[],
 ): string {
   const lines = [`plait: ${library}: ${reason}`];
   if (tried.length > 0) {
     lines.push("tried:");
     for (const t of tried) lines.push(`  ${t.path} (${t.via}): ${t.error}`);
   }
+  if (searched.length > 0) lines.push(`searched, no match: ${searched.join(", ")}`);
   if (kind === "missing" || kind === "unusable") lines.push(`install: ${install}`);
   return lines.join("\n");
 }
 
-/** Every candidate path for `spec` in auto mode, in the order tried, without duplicates. */
-export function candidates(spec: LibrarySpec): Candidate[] {
+/**
+ * Every candidate path for `spec` in auto mode, in the order tried, without duplicates; and the
+ * existing folders that were searched and held no matching file.
+ */
+export function candidates(spec: LibrarySpec): { list: Candidate[]; searched: string[] } {
+  const searched: string[] = [];
   const out: Candidate[] = [];
   const seen = new Set<string>();
   const add = (path: string, via: string) => {
@@ -130,9 +137,12 @@ export function candidates(spec: LibrarySpec): Candidate[] {
   if (spec.cuda) dirs.push(...cudaDirs());
   if (spec.wheels) dirs.push(...wheelDirs(spec.wheels));
   for (const { path: dir, via } of dirs) {
-    for (const file of listDir(dir).filter(matches).sort(bySonameOrder(spec))) add(join(dir, file), via);
+    if (!existsSync(dir)) continue;
+    const files = listDir(dir).filter(matches).sort(bySonameOrder(spec));
+    if (files.length === 0) searched.push(dir);
+    for (const file of files) add(join(dir, file), via);
   }
-  return out;
+  return { list: out, searched };
 }
 
 /** Sonames first in their listed order, then the rest newest version first. */
@@ -162,7 +172,8 @@ export function openLibrary(
   }
   const denied = denyReason("ffi");
   if (denied) throw new LibraryError(spec.name, "ffi", denied, [], spec.install);
-  const list = mode.kind === "path" ? [{ path: mode.path, via: mode.from }] : candidates(spec);
+  const { list, searched } =
+    mode.kind === "path" ? { list: [{ path: mode.path, via: mode.from }], searched: [] } : candidates(spec);
   const tried: Attempt[] = [];
   for (const c of list) {
     if (c.path.includes("/") && !existsSync(c.path)) {
@@ -183,20 +194,16 @@ export function openLibrary(
       tried.push({ ...c, error: e instanceof LoadError ? e.reason : message(e) });
     }
   }
-  const unusable = tried.some((t) => !/no such file|cannot open shared object file/i.test(t.error));
+  // unusable: something is there (it loaded, or exists and failed to load); missing: nothing is
+  const unusable = tried.some((t) => !NOT_THERE.test(t.error));
   const reason =
     mode.kind === "path"
       ? `${mode.path} (from ${mode.from}) cannot be used`
       : unusable
         ? "no usable library found"
         : "not found";
-  throw new LibraryError(
-    spec.name,
-    mode.kind === "path" || unusable ? "unusable" : "missing",
-    reason,
-    tried,
-    spec.install,
-  );
+  const kind = unusable ? "unusable" : "missing";
+  throw new LibraryError(spec.name, kind, reason, tried, spec.install, searched);
 }
 
 interface CacheEntry {
@@ -253,10 +260,22 @@ function cudaDirs(): Candidate[] {
     roots.push({ path: `/usr/local/${name}`, via: `/usr/local/${name}` });
   }
   const target = (globalThis as any).process?.arch === "arm64" ? "sbsa-linux" : "x86_64-linux";
-  return roots.flatMap(({ path, via }) =>
+  const seen = new Set<string>(); // /usr/local/cuda is usually a link to /usr/local/cuda-<version>
+  const unique = roots.filter(({ path }) => {
+    let real = path;
+    try {
+      real = realpathSync(path);
+    } catch {}
+    if (seen.has(real)) return false;
+    seen.add(real);
+    return true;
+  });
+  return unique.flatMap(({ path, via }) =>
     ["lib64", "lib", `targets/${target}/lib`, "compat"].map((sub) => ({ path: join(path, sub), via })),
   );
 }
+
+const NOT_THERE = /^no such file$|cannot open shared object file: No such file/i;
 
 const newestFirst = (a: string, b: string) => b.localeCompare(a, undefined, { numeric: true });
 

@@ -3,6 +3,7 @@
 
 export { type BlasStatus, blasStatus } from "../ffi/blas.ts";
 export * from "./checkpoint/index.ts";
+export { type EnvReport, envReport } from "./cli/env.ts";
 export * from "./comm/index.ts";
 export { Arena } from "./core/arena.ts";
 export { fromBF16, fromF16, toBF16, toF16 } from "./core/cast.ts";

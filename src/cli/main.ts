@@ -1,8 +1,10 @@
 #!/usr/bin/env node
-// The `plait` command: `plait demo [flags]` (more subcommands come with later layers).
+// The `plait` command: `plait demo [flags]` trains the MNIST demo; `plait env [--json]` reports what
+// this machine and runtime give plait (WASM features, threads, BLAS, MPI, CUDA, NCCL).
 import { demo } from "./demo.ts";
+import { env } from "./env.ts";
 
-const COMMANDS: Record<string, (argv: readonly string[]) => Promise<void>> = { demo };
+const COMMANDS: Record<string, (argv: readonly string[]) => Promise<void>> = { demo, env };
 
 const [name, ...rest] = process.argv.slice(2);
 const command = name === undefined ? undefined : COMMANDS[name];
