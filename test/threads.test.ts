@@ -115,6 +115,18 @@ describe("SharedHeap", () => {
     );
   });
 
+  it("a thread stopped while holding the segment lock does not hang the others: giving back its slot frees the lock", () => {
+    const { memory, views } = heapOf(64);
+    const [a, b] = views;
+    const ctrl = new Int32Array(memory.buffer, 0, 256);
+    a.reserve(1 << 20);
+    expect(ctrl[CTRL.segmentLock]).toBe(0); // released after use
+    ctrl[CTRL.segmentLock] = 0 + 1; // as if the thread of slot 0 was terminated inside reserve()
+    b.releaseOwner(0); // what releaseThread does for a thread that is gone; would wait forever before
+    expect(ctrl[CTRL.segmentLock]).toBe(0);
+    expect(b.reserve(1 << 20)).toBeGreaterThanOrEqual(HEAP_BASE);
+  });
+
   it("fits a later segment into a given-back one, best fit first, and splits off the rest", () => {
     const { views } = heapOf(64);
     const [a, b] = views;

@@ -53,6 +53,9 @@ export class SharedHeap {
    * no other thread reads), merging free neighbours; a free run at the top lowers the heap's top.
    */
   releaseOwner(owner: number): void {
+    // A thread stopped while it held the lock (terminated mid-reserve) would hold it forever: the
+    // lock records its holder's slot, so the thread giving that slot back takes the lock over.
+    Atomics.compareExchange(this.ctrl, CTRL.segmentLock, owner + 1, 0);
     this.locked((t) => {
       for (let i = 0; i < this.ctrl[CTRL.segmentCount]; i++)
         if (t[i * E.size + E.owner] === owner + 1) t[i * E.size + E.owner] = 0;
@@ -117,10 +120,16 @@ export class SharedHeap {
     this.ctrl[CTRL.segmentCount] = kept;
   }
 
-  /** Runs `fn` holding the segment table's lock (segments are large and rare: a plain spin/wait lock). */
+  /**
+   * Runs `fn` holding the segment table's lock (segments are large and rare: a plain spin/wait
+   * lock). The lock holds its holder's stack slot + 1, so releaseOwner can free it for a thread
+   * that was stopped while holding it.
+   */
   private locked<T>(fn: (table: Int32Array) => T): T {
-    while (Atomics.compareExchange(this.ctrl, CTRL.segmentLock, 0, 1) !== 0) {
-      Atomics.wait(this.ctrl, CTRL.segmentLock, 1, 1);
+    for (;;) {
+      const held = Atomics.compareExchange(this.ctrl, CTRL.segmentLock, 0, this.owner + 1);
+      if (held === 0) break;
+      Atomics.wait(this.ctrl, CTRL.segmentLock, held, 1);
     }
     try {
       return fn(new Int32Array(this.memory.buffer, SEGMENTS_BASE, SEGMENT_ENTRIES * E.size));
