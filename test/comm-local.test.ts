@@ -75,7 +75,7 @@ describe("argument checks (every backend)", () => {
           "plait: allReduce: argument x must be a Tensor or a tree of Tensors: plait: tree[1] is not a tensor",
         );
         await expect(comm.allGather([1, 2] as any)).rejects.toThrow(
-          "plait: allGather: argument x must be a Tensor, got Array",
+          "plait: allGather: argument x must be a Tensor, got an array",
         );
         await expect(comm.broadcast(x, worldSize)).rejects.toThrow(
           `plait: broadcast: argument root must be an integer rank in [0, ${worldSize - 1}], got ${worldSize}`,

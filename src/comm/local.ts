@@ -1,9 +1,9 @@
 import { runtime } from "../core/runtime.ts";
-import { Tensor } from "../core/tensor.ts";
+import { checkTensor, Tensor } from "../core/tensor.ts";
 import type { Tree } from "../core/tree.ts";
 import { CommError, describeError } from "./errors.ts";
 import type { CollectiveOptions, Comm, ReduceOp } from "./types.ts";
-import { checkOp, checkReducible, checkRoot, checkTensor, checkTimeout, leavesOf } from "./validate.ts";
+import { checkOp, checkReducible, checkRoot, checkTimeout, leavesOf } from "./validate.ts";
 
 /** The communicator of a world of one rank: every collective is the identity (or a copy). */
 export function localComm(): Comm {
@@ -42,13 +42,13 @@ class LocalComm implements Comm {
   }
 
   async allGather(x: Tensor, opts?: CollectiveOptions): Promise<Tensor> {
-    checkTensor("allGather", x);
+    checkTensor("allGather", "x", x);
     this.start("allGather", opts);
     return copyOf(x);
   }
 
   async reduceScatter(x: Tensor, op: ReduceOp, opts?: CollectiveOptions): Promise<Tensor> {
-    checkReducible("reduceScatter", checkTensor("reduceScatter", x), checkOp("reduceScatter", op));
+    checkReducible("reduceScatter", checkTensor("reduceScatter", "x", x), checkOp("reduceScatter", op));
     this.start("reduceScatter", opts);
     return copyOf(x);
   }

@@ -1,14 +1,14 @@
 import { bytesOf, DTYPES, type DType } from "../core/dtype.ts";
 import { checkOptions } from "../core/options.ts";
 import { runtime } from "../core/runtime.ts";
-import { Tensor } from "../core/tensor.ts";
+import { checkTensor, Tensor } from "../core/tensor.ts";
 import { type Tree, treeFlatten } from "../core/tree.ts";
 import { CommError, describeError } from "./errors.ts";
 import { OP_CODE, REDUCE_KERNEL, SCRATCH_BYTES } from "./reduce.ts";
 import { Control, D, H, R, STATE } from "./shm-control.ts";
 import { type Call, DEFAULT_SPIN_MS, Rendezvous } from "./shm-wait.ts";
 import { type CollectiveOptions, type Comm, REDUCE_OPS, type ReduceOp, shardRange } from "./types.ts";
-import { checkOp, checkReducible, checkRoot, checkTensor, checkTimeout, checkTimeoutMs, leavesOf } from "./validate.ts";
+import { checkOp, checkReducible, checkRoot, checkTimeout, checkTimeoutMs, leavesOf } from "./validate.ts";
 
 const KIND = { allReduce: 1, broadcast: 2, allGather: 3, reduceScatter: 4, barrier: 5 } as const;
 const KIND_NAMES = ["?", "allReduce", "broadcast", "allGather", "reduceScatter", "barrier"];
@@ -106,7 +106,7 @@ export class ShmComm implements Comm {
     const timeoutMs = opts === undefined ? this.timeoutMs : checkTimeout("allReduce", opts, this.timeoutMs);
     const signal = opts?.signal;
     if (x instanceof Tensor) {
-      checkReducible("allReduce", checkTensor("allReduce", x), op);
+      checkReducible("allReduce", checkTensor("allReduce", "x", x), op);
       if (this.busy) await this.turn();
       this.busy = true;
       try {
@@ -158,7 +158,7 @@ export class ShmComm implements Comm {
 
   async allGather(x: Tensor, opts?: CollectiveOptions): Promise<Tensor> {
     const timeoutMs = checkTimeout("allGather", opts, this.timeoutMs);
-    checkTensor("allGather", x);
+    checkTensor("allGather", "x", x);
     if (this.busy) await this.turn();
     this.busy = true;
     try {
@@ -186,7 +186,7 @@ export class ShmComm implements Comm {
   async reduceScatter(x: Tensor, op: ReduceOp, opts?: CollectiveOptions): Promise<Tensor> {
     checkOp("reduceScatter", op);
     const timeoutMs = checkTimeout("reduceScatter", opts, this.timeoutMs);
-    checkReducible("reduceScatter", checkTensor("reduceScatter", x), op);
+    checkReducible("reduceScatter", checkTensor("reduceScatter", "x", x), op);
     if (this.busy) await this.turn();
     this.busy = true;
     try {

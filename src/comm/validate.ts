@@ -1,6 +1,6 @@
 import type { DType } from "../core/dtype.ts";
 import { checkOptions } from "../core/options.ts";
-import { Tensor } from "../core/tensor.ts";
+import { checkTensor, Tensor, typeName } from "../core/tensor.ts";
 import { type Tree, treeFlatten } from "../core/tree.ts";
 import { type CollectiveOptions, REDUCE_OPS, type ReduceOp } from "./types.ts";
 
@@ -18,23 +18,16 @@ export function checkOp(name: string, op: unknown): ReduceOp {
   return op as ReduceOp;
 }
 
-export function checkTensor(name: string, x: unknown, what = "x"): Tensor {
-  if (!(x instanceof Tensor))
-    throw new TypeError(`plait: ${name}: argument ${what} must be a Tensor, got ${typeName(x)}`);
-  if (x.disposed) throw new Error(`plait: ${name}: argument ${what} (${x.describe()}) was used after dispose()`);
-  return x;
-}
-
 /** The leaves of a tensor or tree (each checked), in treeFlatten order. */
 export function leavesOf(name: string, x: unknown): Tensor[] {
-  if (x instanceof Tensor) return [checkTensor(name, x)];
+  if (x instanceof Tensor) return [checkTensor(name, "x", x)];
   let leaves: Tensor[];
   try {
     leaves = treeFlatten(x as Tree).leaves;
   } catch (e) {
     throw new TypeError(`plait: ${name}: argument x must be a Tensor or a tree of Tensors: ${(e as Error).message}`);
   }
-  for (const [i, t] of leaves.entries()) checkTensor(name, t, `x leaf ${i}`);
+  for (const [i, t] of leaves.entries()) checkTensor(name, `x leaf ${i}`, t);
   return leaves;
 }
 
@@ -81,10 +74,4 @@ export function checkTimeoutMs(name: string, timeoutMs: unknown): number {
     );
   }
   return timeoutMs;
-}
-
-export function typeName(x: unknown): string {
-  if (x === null) return "null";
-  if (typeof x !== "object") return typeof x === "string" ? JSON.stringify(x) : `${typeof x} ${String(x)}`;
-  return x.constructor?.name ?? "object";
 }

@@ -30,10 +30,11 @@ export function checkTensor(op: string, arg: string, x: unknown): Tensor {
   return x;
 }
 
-/** How an error message names a value of the wrong kind: "null", "an array", "Float32Array", "number 3". */
+/** How an error message names a value of the wrong kind: "null", "an array", "Float32Array", "number 3", "string \"x\"". */
 export function typeName(v: unknown): string {
   if (v === null) return "null";
   if (Array.isArray(v)) return "an array";
+  if (typeof v === "string") return `string ${JSON.stringify(v)}`;
   return typeof v === "object" ? (v.constructor?.name ?? "an object") : `${typeof v} ${String(v)}`;
 }
 
