@@ -84,7 +84,7 @@ describe("argument checks (every backend)", () => {
           "plait: barrier: option timeoutMs must be a number of milliseconds in (0, 2^31), got 0",
         );
         await expect(comm.barrier({ signal: "stop" as any })).rejects.toThrow(
-          'plait: barrier: option signal must be an AbortSignal, got "stop"',
+          'plait: barrier: option signal must be an AbortSignal, got string "stop"',
         );
         // an unknown key (a typo) is refused by name, never ignored
         await expect(comm.barrier({ timeout: 5 } as any)).rejects.toThrow(
