@@ -1,6 +1,11 @@
 // `npm run bench [-- suite ...]`: runs the named suites (default: all) and writes bench/results/.
+import { unsetOpenblasEnv } from "./lib/openblas.ts";
+
+unsetOpenblasEnv(); // OpenBLAS picks its own kernel in the bench (see lib/openblas.ts)
+
 const SUITES: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   allreduce: () => import("./allreduce.ts"),
+  blas: () => import("./blas.ts"),
   casts: () => import("./casts.ts"),
   gemm: () => import("./gemm.ts"),
   reduce: () => import("./reduce.ts"),

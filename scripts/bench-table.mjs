@@ -2,7 +2,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 
 const dir = new URL("../bench/results/", import.meta.url);
-const order = ["gemm", "reduce", "casts", "optim", "train", "precision", "allreduce", "train-scaling"];
+const order = ["gemm", "blas", "reduce", "casts", "optim", "train", "precision", "allreduce", "train-scaling"];
 const files = readdirSync(dir).filter((f) => f.endsWith(".json"));
 const suites = files.map((f) => JSON.parse(readFileSync(new URL(f, dir), "utf8")));
 suites.sort((a, b) => order.indexOf(a.suite) - order.indexOf(b.suite));
