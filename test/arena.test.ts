@@ -16,6 +16,11 @@ function region(base: number, size: number): SegmentSource & { top: number } {
       this.top += bytes;
       return p;
     },
+    extend(end: number, bytes: number) {
+      if (end !== this.top || this.top + bytes > base + size) return false;
+      this.top += bytes;
+      return true;
+    },
   };
 }
 
@@ -96,28 +101,36 @@ describe("Arena", () => {
     expect(arena.alloc(64 << 20)).toBe(big); // the whole region, in one block
   });
 
-  it("extends through the shared heap, and falls back to a fresh segment when another arena took the space above", () => {
-    const limit = HEAP_BASE + (160 << 20);
+  it("extends through the shared heap near its limit, and never over another arena's segment", () => {
+    const limit = HEAP_BASE + (80 << 20);
     const memory = new WebAssembly.Memory({
       initial: HEAP_BASE / PAGE_BYTES,
       maximum: limit / PAGE_BYTES,
       shared: true,
     });
-    const heap = new SharedHeap(memory, limit, 0);
-    const a = new Arena(heap);
+    const a = new Arena(new SharedHeap(memory, limit, 0));
     const other = new Arena(new SharedHeap(memory, limit, 1));
     const p = a.alloc(32 << 20);
     a.free(p);
-    const q = a.alloc(40 << 20); // 8 MiB more, reserved as a 16 MiB segment right above
+    const q = a.alloc(60 << 20); // a new 60 MiB segment would pass the limit: the free 32 grow by 28
     expect(q).toBe(p);
-    expect(a.bytesReserved).toBe(48 << 20);
+    expect(a.bytesReserved).toBe(60 << 20);
     a.free(q);
-    const o = other.alloc(1); // the next 16 MiB above belong to the other arena
-    const r = a.alloc(60 << 20); // no room to extend in place: a fresh block, not overlapping o
-    expect(r === p || r >= o + (16 << 20) || r + (60 << 20) <= o).toBe(true);
-    expect(r).not.toBe(p);
-    a.free(r);
+    const o = other.alloc(1); // the 16 MiB above now belong to the other arena
+    expect(o).toBe(p + (60 << 20));
+    // growing a's block in place would overlap o, and a new segment does not fit: out of memory
+    expect(() => a.alloc(64 << 20)).toThrow(RangeError);
+    expect(a.alloc(60 << 20)).toBe(p); // a's own block is still whole
     other.free(o);
+  });
+
+  it("takes new segments, not extensions, while the limit allows (the same segments in any thread order)", () => {
+    const arena = new Arena(region(0, 256 << 20));
+    const big = arena.alloc(32 << 20);
+    arena.free(big);
+    const bigger = arena.alloc(48 << 20);
+    expect(arena.bytesReserved).toBe(80 << 20); // a whole new segment, not the 16 MiB an extension takes
+    expect(bigger).toBe(big); // (adjacent free segments merge into one block)
   });
 
   it("never overlaps live blocks under random alloc/free sequences", () => {

@@ -3,6 +3,11 @@ import { ALIGN } from "./layout.ts";
 /** Where an arena gets address space from: the shared heap, or a fixed region in tests. */
 export interface SegmentSource {
   reserve(bytes: number): number;
+  /**
+   * Grows this arena's segment that ends at `end` by `bytes` in place, when nothing was reserved
+   * above it since and the limit allows; false otherwise (nothing changed).
+   */
+  extend?(end: number, bytes: number): boolean;
 }
 
 interface Block {
@@ -79,23 +84,26 @@ export class Arena {
 
   /**
    * Takes address space for a block of `size` bytes and returns the index of a free block that
-   * fits. A free block that ends where this arena's last segment ends is extended rather than
-   * left aside: only the missing bytes are reserved, and when they come back adjacent (they do
-   * unless another thread reserved in between) the two merge. So a freed large block at the top
-   * serves any later request that fits in it plus what the limit still allows.
+   * fits: a new segment, or, when the limit leaves no room for one, the free block at the top of
+   * this arena extended in place (if the heap can grow that segment: nothing was reserved above
+   * it since). So a freed large block at the top serves any later request that fits in it plus
+   * what the limit still allows. Extending only when a new segment cannot be had keeps each
+   * thread's segments the same whatever order threads reserve in, so freed segments fit later
+   * worlds' requests exactly.
    */
   private grow(size: number): number {
-    const tail = this.free_.at(-1);
-    if (tail !== undefined && tail.ptr + tail.size === this.end) {
-      let at = -1;
-      try {
-        at = this.reserve(size - tail.size);
-      } catch (e) {
-        if (!(e instanceof RangeError)) throw e; // out of memory for the rest: try a whole block below
-      }
-      if (at >= 0 && this.free_[at].size >= size) return at;
+    try {
+      return this.reserve(size);
+    } catch (e) {
+      const tail = this.free_.at(-1);
+      if (!(e instanceof RangeError) || tail === undefined || tail.ptr + tail.size !== this.end) throw e;
+      const more = size - tail.size;
+      if (!this.source.extend?.(this.end, more)) throw e;
+      tail.size = size;
+      this.end += more;
+      this.reserved += more;
+      return this.free_.length - 1;
     }
-    return this.reserve(size);
   }
 
   /** Reserves a segment of at least `size` bytes (a whole SEGMENT_BYTES where the limit allows). */

@@ -49,6 +49,28 @@ export class SharedHeap {
   }
 
   /**
+   * Grows this thread's segment that ends at `end` by `bytes` in place, if it is the topmost
+   * segment (nothing was reserved after it) and the limit allows; false otherwise.
+   */
+  extend(end: number, bytes: number): boolean {
+    return this.locked((t) => {
+      const top = this.ctrl[CTRL.heapTop] >>> 0;
+      if (top !== end || top + bytes > this.limit) return false;
+      const count = this.ctrl[CTRL.segmentCount];
+      for (let i = count - 1; i >= 0; i--) {
+        const ptr = t[i * E.size + E.ptr] >>> 0;
+        const size = t[i * E.size + E.bytes] >>> 0;
+        if (ptr + size !== end || t[i * E.size + E.owner] !== this.owner + 1) continue;
+        this.ensureSize(end + bytes);
+        this.ctrl[CTRL.heapTop] = (end + bytes) | 0;
+        t[i * E.size + E.bytes] = (size + bytes) | 0;
+        return true;
+      }
+      return false;
+    });
+  }
+
+  /**
    * Gives back every segment owned by stack slot `owner` (a thread that is gone and whose memory
    * no other thread reads), merging free neighbours; a free run at the top lowers the heap's top.
    */
