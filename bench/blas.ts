@@ -13,7 +13,7 @@
 // is still compiling in the first). OpenBLAS runs its own kernel choice (bench/lib/openblas.ts);
 // the kernel each library picked and the CPU are in the results.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -174,6 +174,25 @@ async function trainChild(dataFile?: string): Promise<void> {
   console.log(JSON.stringify({ rates, n: data.train.n, blas: st.inUse }));
 }
 
+/** The CPU as lscpu names it: model, family/model numbers, and whether it has AVX-512 (OpenBLAS's kernel choice). */
+function cpuInfo(): Record<string, unknown> {
+  try {
+    const text = readFileSync("/proc/cpuinfo", "utf8");
+    const field = (name: string) => new RegExp(`^${name}\\s*: (.*)$`, "m").exec(text)?.[1];
+    const flags = field("flags") ?? "";
+    return {
+      model: field("model name"),
+      family: Number(field("cpu family")),
+      modelNumber: Number(field("model")),
+      cores: cpus().length,
+      avx2: /\bavx2\b/.test(flags),
+      avx512f: /\bavx512f\b/.test(flags),
+    };
+  } catch {
+    return { model: cpus()[0]?.model };
+  }
+}
+
 /** Runs this file as a child with `args` and `env`; returns the JSON line it prints. */
 function child<T>(args: string[], env: Record<string, string>): T {
   const out = execFileSync(process.execPath, [SELF, ...args], {
@@ -204,10 +223,10 @@ export async function run(): Promise<void> {
       const p = child<{ rates: number[]; blas: boolean; corename: string | null; config: string | null }>(["--gemm"], {
         PLAIT_THREADS: String(threads),
       });
-      plaitKernel = p;
+      plaitKernel = { corename: p.corename, config: p.config, blas: p.blas };
       keep(`plait matmul (BLAS), ${threads} thread${threads > 1 ? "s" : ""}`, p.rates);
       const np = numpyGemm(threads);
-      if (np) numpyKernel = np;
+      if (np) numpyKernel = { corename: np.corename, config: np.config };
       keep(`numpy, ${threads} thread${threads > 1 ? "s" : ""}`, np?.rates);
     }
     keep(
@@ -273,7 +292,7 @@ export async function run(): Promise<void> {
     },
   ];
   report("blas", rows, checks, {
-    cpu: cpus()[0]?.model,
+    cpu: cpuInfo(),
     loadAverage: [loadBefore, loadAfter],
     machineOpenblasEnv,
     plaitBlas: plaitKernel,

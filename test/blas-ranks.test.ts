@@ -7,17 +7,20 @@ import { spawn } from "../src/index.ts";
 import { skipBlas } from "./native.ts";
 
 const FIXTURE = new URL("./fixtures/blas-ranks.mjs", import.meta.url);
-const saved = process.env.PLAIT_THREADS;
+const saved = { PLAIT_THREADS: process.env.PLAIT_THREADS, PLAIT_BLAS: process.env.PLAIT_BLAS };
 
 afterEach(() => {
-  if (saved === undefined) delete process.env.PLAIT_THREADS;
-  else process.env.PLAIT_THREADS = saved;
+  for (const [name, value] of Object.entries(saved)) {
+    if (value === undefined) delete process.env[name];
+    else process.env[name] = value;
+  }
 });
 
 describe.skipIf(skipBlas())("BLAS from two ranks at once", () => {
   for (const threads of [1, 2]) {
     it(`${threads} thread(s) per rank: every product matches the WASM GEMM on both ranks`, async () => {
       process.env.PLAIT_THREADS = String(threads); // read by spawn: kernel threads per rank
+      process.env.PLAIT_BLAS = "auto"; // the ranks read it: the BLAS, whatever the shell says
       const results = await spawn<{
         rank: number;
         worst: number;

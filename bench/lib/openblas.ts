@@ -5,12 +5,12 @@
 // it found are recorded in the results. Tests and CI keep the machine's setting.
 const VARS = ["OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"] as const;
 
-/** What the machine had set before the bench unset it (undefined: not set). */
-export const machineOpenblasEnv: Record<string, string | undefined> = {};
+/** What the machine had set before the bench unset it ("(unset)": nothing). */
+export const machineOpenblasEnv: Record<string, string> = {};
 
 export function unsetOpenblasEnv(): void {
   for (const name of VARS) {
-    if (!(name in machineOpenblasEnv)) machineOpenblasEnv[name] = process.env[name];
+    if (!(name in machineOpenblasEnv)) machineOpenblasEnv[name] = process.env[name] ?? "(unset)";
     delete process.env[name];
   }
 }
