@@ -24,6 +24,7 @@ export { keep, scope } from "./core/scope.ts";
 export { type Shape, Tensor, type TensorOptions, tensor, zeros } from "./core/tensor.ts";
 export { type Tree, type TreeDef, treeFlatten, treeLeaves, treeMap, treeUnflatten } from "./core/tree.ts";
 export * from "./data/index.ts";
+export * from "./env/index.ts";
 export * from "./fit/index.ts";
 export * from "./launch/index.ts";
 export * from "./nn/index.ts";
