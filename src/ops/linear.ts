@@ -45,9 +45,24 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   return out;
 }
 
-/** One GEMM: the system BLAS for f32/f64 when in use, else the WASM kernels (half dtypes always). */
+/**
+ * One GEMM: the system BLAS for f32/f64 when in use, else the WASM kernels. Half operands on
+ * the BLAS are widened to f32 first: exact (every half value is an f32 value, and a product of
+ * two halves fits f32's mantissa), so the BLAS computes what the WASM half kernel does, f32
+ * accumulation of the same products, only in another order.
+ */
 function product(a: Tensor, b: Tensor, opts: gemm.GemmOptions): Tensor {
-  return (blasFor(a.dtype) ?? gemm.matmul)(a, b, opts);
+  if (!isHalf(a.dtype) && !isHalf(b.dtype)) return (blasFor(a.dtype) ?? gemm.matmul)(a, b, opts);
+  const blas = blasFor("f32");
+  if (blas === undefined) return gemm.matmul(a, b, opts);
+  const a32 = toDType(a, "f32");
+  const b32 = toDType(b, "f32");
+  try {
+    return blas(a32, b32, opts);
+  } finally {
+    if (a32 !== a) a32.dispose();
+    if (b32 !== b) b32.dispose();
+  }
 }
 
 /** A dense layer: x · w + b, for x [batch, in], w [in, out], b [out] (one fused GEMM call). */
@@ -89,7 +104,7 @@ function halfMatmul(
   const bias32 = bias !== undefined && isHalf(bias.dtype) ? toDType(bias, "f32") : bias;
   let out: Tensor;
   try {
-    out = gemm.matmul(ah, bh, { transA, transB, bias: bias32 });
+    out = product(ah, bh, { transA, transB, bias: bias32 });
   } finally {
     if (bias32 !== bias) bias32?.dispose();
   }
