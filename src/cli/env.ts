@@ -11,6 +11,12 @@ import { ffiUnavailable, koffiVersion, message, runtimeName } from "../../ffi/na
 import { type NcclProbe, probeNccl } from "../../ffi/nccl.ts";
 import { chooseVariant, kernelDist } from "../core/kernels.ts";
 import { runtime, runtimeStarted } from "../core/runtime.ts";
+import {
+  type ClusterEnvironment,
+  ClusterEnvironmentError,
+  describeEnvironment,
+  detectEnvironment,
+} from "../env/index.ts";
 import { type FlagSpec, flagHelp, parseFlags } from "./args.ts";
 
 /** What every entry has. */
@@ -31,8 +37,12 @@ export interface EnvReport {
     kernels: { variant: string | null; forced: string | null; dir: string | null };
   };
   cpu: { model: string | null; cores: number; kernelThreads: number; threadsFrom: string };
-  /** The cluster environment detected (SLURM, LSF, torchrun, MPI launchers): not implemented yet. */
-  cluster: EnvEntry & { name: string | null };
+  /**
+   * The cluster environment `detectEnvironment()` finds (SLURM, LSF, torchrun, MPI launchers, else
+   * the Lightning-style default): its name and fields, or, when a variable is bad, the error's text
+   * as the reason (with the name of the environment that was being read).
+   */
+  cluster: EnvEntry & { name: string | null; environment: ClusterEnvironment | null };
   ffi: EnvEntry & { library: "koffi"; version: string | null };
   blas: EnvEntry & BlasStatus & { file: string | null };
   mpi: EnvEntry & MpiProbe;
@@ -47,7 +57,7 @@ export function envReport(): EnvReport {
     runtime: runtimeInfo(),
     wasm: wasmInfo(),
     cpu: cpuInfo(),
-    cluster: { found: false, usable: false, reason: "cluster environments not implemented yet", name: null },
+    cluster: clusterInfo(),
     ffi: ffiInfo(),
     blas: guard(blasInfo),
     mpi: guard(probeMpi),
@@ -143,6 +153,16 @@ function cpuInfo(): EnvReport["cpu"] {
   return { model, cores, kernelThreads, threadsFrom };
 }
 
+function clusterInfo(): EnvReport["cluster"] {
+  try {
+    const e = detectEnvironment();
+    return { found: true, usable: true, reason: describeEnvironment(e), name: e.name, environment: e };
+  } catch (err) {
+    const name = err instanceof ClusterEnvironmentError ? err.environment : null;
+    return { found: name !== null, usable: false, reason: message(err), name, environment: null };
+  }
+}
+
 function ffiInfo(): EnvReport["ffi"] {
   const reason = ffiUnavailable() ?? null;
   return {
@@ -199,7 +219,7 @@ export function formatEnv(r: EnvReport): string {
   block("cpu", `${c.model ?? "unknown model"}, ${c.cores} cores`, [
     `kernel threads: ${c.kernelThreads} (${c.threadsFrom})`,
   ]);
-  block("cluster", `${status(r.cluster)}: ${r.cluster.reason}`);
+  block("cluster", r.cluster.usable ? `${r.cluster.reason}` : `${status(r.cluster)}: ${r.cluster.reason}`);
   block("ffi", `${status(r.ffi)}${r.ffi.version ? `: koffi ${r.ffi.version}` : ""}`, [r.ffi.reason]);
   if (!r.ffi.usable) {
     // without an FFI no library can be looked at: say so once per entry, not as "not found"

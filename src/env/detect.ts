@@ -486,9 +486,10 @@ export function detectEnvironment(
 
 /** One line about an environment, as `plait env` prints it. */
 export function describeEnvironment(e: ClusterEnvironment): string {
-  const port = e.mainPort === 0 ? "a free port" : String(e.mainPort);
+  const main =
+    e.mainPort === 0 ? `${e.mainAddress} (no port set: a free one at launch)` : `${e.mainAddress}:${e.mainPort}`;
   return (
     `${e.name}: rank ${e.globalRank} of ${e.worldSize} (local rank ${e.localRank}, node ${e.nodeRank}), ` +
-    `main ${e.mainAddress}:${port}, processes ${e.createsProcessesExternally ? "started by a launcher" : "started by plait"}`
+    `main ${main}, processes ${e.createsProcessesExternally ? "started by a launcher" : "started by plait"}`
   );
 }
