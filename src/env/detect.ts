@@ -395,9 +395,9 @@ function validate(
     }
   }
   if (e.mainPort > 65535) fail("mainPort", `${label("mainPort")} must be a TCP port (0 to 65535), got ${e.mainPort}`);
-  for (const f of ["globalRank", "localRank", "nodeRank"] as const) {
+  for (const f of ["localRank", "nodeRank", "globalRank"] as const) {
     if (e[f] >= e.worldSize) {
-      fail(f, `${label(f)} must be less than worldSize (${label("worldSize")}) = ${e.worldSize}, got ${e[f]}`);
+      fail(f, `${label(f)} must be less than ${label("worldSize")} = ${e.worldSize}, got ${e[f]}`);
     }
   }
   if (typeof e.mainAddress !== "string" || e.mainAddress === "") {
