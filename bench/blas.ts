@@ -36,6 +36,7 @@ import {
   valueAndGrad,
 } from "plait";
 import { fastestSeconds } from "./gemm.ts";
+import { gflops, randomF32, type Shape, square } from "./lib/gemm-shapes.ts";
 import type { Measurement } from "./lib/measure.ts";
 import { machineOpenblasEnv } from "./lib/openblas.ts";
 import { type RatioCheck, report } from "./lib/report.ts";
@@ -44,15 +45,6 @@ const ROUNDS = 5;
 const EPOCHS = 10;
 const WARMUP_EPOCHS = 2;
 
-interface Shape {
-  name: string;
-  m: number;
-  n: number;
-  k: number;
-  transA: boolean;
-  transB: boolean;
-}
-const square = (s: number): Shape => ({ name: `${s}³`, m: s, n: s, k: s, transA: false, transB: false });
 const SHAPES: Shape[] = [
   square(256),
   square(512),
@@ -65,14 +57,6 @@ const SHAPES: Shape[] = [
 const SELF = fileURLToPath(import.meta.url);
 const TRAINER_PY = fileURLToPath(new URL("../../bench/numpy/mlp_train.py", import.meta.url));
 
-function randomF32(n: number, seed: number): Float32Array {
-  let x = seed >>> 0;
-  return Float32Array.from({ length: n }, () => {
-    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
-    return x / 2 ** 31 - 1;
-  });
-}
-
 /** Child: GFLOP/s per shape of plait's default matmul (and, with --wasm, core.matmul on 1 thread). */
 async function gemmChild(wasm: boolean): Promise<void> {
   const rates: number[] = [];
@@ -82,7 +66,7 @@ async function gemmChild(wasm: boolean): Promise<void> {
     const opts = { transA: s.transA, transB: s.transB };
     // a new product per call, disposed (a scope would hand its result on, never free it)
     const fn = wasm ? () => core.matmul(a, b, { ...opts, threads: 1 }).dispose() : () => matmul(a, b, opts).dispose();
-    rates.push((2 * s.m * s.n * s.k) / (await fastestSeconds(fn)) / 1e9);
+    rates.push(gflops(s, await fastestSeconds(fn)));
   }
   const st = blasStatus();
   console.log(

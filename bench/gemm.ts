@@ -13,19 +13,10 @@ import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import { core, type DType, runtime, type Tensor, tensor } from "plait";
 import { Bench } from "tinybench";
+import { gflops, randomF32, type Shape, square } from "./lib/gemm-shapes.ts";
 import type { Measurement } from "./lib/measure.ts";
 import { type RatioCheck, report } from "./lib/report.ts";
 
-interface Shape {
-  name: string;
-  m: number;
-  n: number;
-  k: number;
-  transA: boolean;
-  transB: boolean;
-}
-
-const square = (s: number): Shape => ({ name: `${s}³`, m: s, n: s, k: s, transA: false, transB: false });
 const SHAPES: Shape[] = [
   square(128),
   square(256),
@@ -37,16 +28,6 @@ const SHAPES: Shape[] = [
 ];
 /** The other dtypes, plait only: same kernels after packing (bf16/f16) or the f64x2 kernel. */
 const OTHER_DTYPES: DType[] = ["f64", "bf16", "f16"];
-
-const gflops = (s: Shape, seconds: number) => (2 * s.m * s.n * s.k) / seconds / 1e9;
-
-function randomF32(n: number, seed: number): Float32Array {
-  let x = seed >>> 0;
-  return Float32Array.from({ length: n }, () => {
-    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
-    return x / 2 ** 31 - 1;
-  });
-}
 
 /** The loop a user without kernels writes (i-p-j order, so the inner loop is contiguous). */
 function jsMatmul(a: Float32Array, b: Float32Array, c: Float32Array, m: number, n: number, k: number): void {

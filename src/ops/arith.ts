@@ -63,11 +63,7 @@ export function sub(a: Tensor, b: Tensor): Tensor {
     tape.record(
       out,
       (g, sink) => {
-        const db = sink.buffer(b);
-        if (db) {
-          if (db.accumulate) core.axpy(-1, g, db.out);
-          else core.scale(g, -1, db.out);
-        }
+        sink.addScaled(b, -1, g);
         sink.give(a, g);
       },
       [],
@@ -160,16 +156,7 @@ export function scale(x: Tensor, s: number): Tensor {
   const out = core.scale(x, s);
   const tape = tapeFor(x);
   if (tape) {
-    tape.record(
-      out,
-      (g, sink) => {
-        const dx = sink.buffer(x);
-        if (!dx) return;
-        if (dx.accumulate) core.axpy(s, g, dx.out);
-        else core.scale(g, s, dx.out);
-      },
-      [],
-    );
+    tape.record(out, (g, sink) => sink.addScaled(x, s, g), []);
   }
   return out;
 }

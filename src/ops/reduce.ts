@@ -1,4 +1,3 @@
-import * as arith from "../core/arith.ts";
 import * as core from "../core/reduce.ts";
 import { shapeStr, type Tensor } from "../core/tensor.ts";
 import { checkDTypeIn, checkInput } from "./check.ts";
@@ -46,17 +45,7 @@ export function sumSquares(x: Tensor): Tensor {
   const out = scalar(core.sumSquares(x), dtype);
   const tape = tapeFor(x);
   if (tape) {
-    tape.record(
-      out,
-      (g, sink) => {
-        const dx = sink.buffer(x);
-        if (!dx) return;
-        const s = 2 * readScalar(g);
-        if (dx.accumulate) arith.axpy(s, x, dx.out);
-        else arith.scale(x, s, dx.out);
-      },
-      [x],
-    );
+    tape.record(out, (g, sink) => sink.addScaled(x, 2 * readScalar(g), x), [x]);
   }
   return out;
 }

@@ -1,3 +1,4 @@
+import * as arith from "../core/arith.ts";
 import { isHalf } from "../core/castInto.ts";
 import type { DType } from "../core/dtype.ts";
 import { setTapeProbe } from "../core/taped.ts";
@@ -25,6 +26,8 @@ export interface GradSink {
   assign(x: Tensor, write: (out: Tensor) => void): void;
   /** Hands over `g` (a tensor the node owns, or the node's output gradient) as x's gradient contribution. */
   give(x: Tensor, g: Tensor): void;
+  /** Adds s · v to x's gradient (written into a fresh buffer, axpy into an existing one). */
+  addScaled(x: Tensor, s: number, v: Tensor): void;
 }
 
 export interface GradBuffer {
@@ -157,6 +160,13 @@ export class Tape implements GradSink {
       addInto(have, out);
       out.dispose();
     }
+  }
+
+  addScaled(x: Tensor, s: number, v: Tensor): void {
+    const dx = this.buffer(x);
+    if (!dx) return;
+    if (dx.accumulate) arith.axpy(s, v, dx.out);
+    else arith.scale(v, s, dx.out);
   }
 
   give(x: Tensor, g: Tensor): void {

@@ -69,7 +69,7 @@ export function halfCompute<B>(
     init: (params, _ctx, inner) => castParams(params, "f32", inner),
     enter(params, batch, ctx) {
       const copies = computeCopies(o.op, params, o.half, o.policy);
-      const inner = { ...ctx, computeDType: o.half, paramsCopiedBy: o.op };
+      const inner = { ...ctx, computeDType: o.half };
       return { params: copies.tree, batch, ctx: ls ? ls.enter(inner) : inner, release: copies.release };
     },
     update: (out, ctx) => (ls ? ls.update(out, ctx) : gradsInF32(out)),

@@ -24,12 +24,6 @@ export interface Ctx extends InitCtx {
   readonly microBatch?: { readonly index: number; readonly of: number };
   /** Set by a strategy that distributes (withDDP, withZeRO, ...) for the steps inside it: its name. */
   readonly distributedBy?: string;
-  /**
-   * Set by a precision transform that hands the steps inside it compute copies of its params
-   * (withAMP's half copies, withPrecision's with master weights): its name. The copies are cast
-   * from the masters for each step and freed after it, so writing into them changes nothing.
-   */
-  readonly paramsCopiedBy?: string;
 }
 
 export interface StepOut {

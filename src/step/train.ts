@@ -185,9 +185,4 @@ function tensorsLike(v: unknown, like: unknown, out: Tensor[] = []): Tensor[] {
 }
 
 /** The tensors anywhere inside a value (arrays and plain objects), in key order. */
-function tensorsIn(v: unknown, out: Tensor[] = []): Tensor[] {
-  if (v instanceof Tensor) out.push(v);
-  else if (Array.isArray(v)) for (const x of v) tensorsIn(x, out);
-  else if (v !== null && typeof v === "object") for (const k of Object.keys(v).sort()) tensorsIn((v as never)[k], out);
-  return out;
-}
+const tensorsIn = (v: unknown): Tensor[] => tensorsLike(v, v);

@@ -25,9 +25,10 @@ const LIMITS = bucketLimits(OP, {});
  * with each rank's own state; their decisions are global (withAMP's skip), so those states agree.
  */
 export function withDP<B>(step: StepLike<B>): Step<B> {
-  return transform(step, {
+  const inner = toStep(OP, step);
+  return transform(inner, {
     name: OP,
-    async run(params, batch, ctx, inner) {
+    async run(params, batch, ctx) {
       const c = enterStrategy(OP, ctx);
       if (ctx.worldSize === 1) return inner.run(params, batch, c);
       if (ctx.rank !== 0) {
@@ -71,7 +72,7 @@ export function withDP<B>(step: StepLike<B>): Step<B> {
               state,
               distributedBy: OP,
             };
-            const out = await onSlice(toStep(OP, step), replica.value as Tree, msg.batch, batch, c);
+            const out = await onSlice(inner, replica.value as Tree, msg.batch, batch, c);
             state = { ...state, ...out.state };
             for (const g of treeLeaves(out.grads)) g.dispose();
           } finally {
