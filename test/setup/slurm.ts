@@ -10,13 +10,16 @@ export const REQUIRE_SLURM = process.env.PLAIT_REQUIRE_SLURM === "1";
 
 let probed: { reason?: string } | undefined;
 
-/** Runs a SLURM client command for at most 10 s: its stdout, or why it failed. */
-export function slurmCommand(cmd: string, args: string[]): { out: string; error?: string } {
-  const r = spawnSync(cmd, args, { encoding: "utf8", timeout: 10_000 });
+/** Runs a SLURM client command for at most `ms`: its stdout, or why it failed. */
+export function slurmCommand(cmd: string, args: string[], ms = 10_000): { out: string; error?: string } {
+  const r = spawnSync(cmd, args, { encoding: "utf8", timeout: ms });
   const said = `${r.stderr ?? ""}`.trim().split("\n").slice(-3).join(" ");
   if (r.error) {
     const code = (r.error as NodeJS.ErrnoException).code;
-    return { out: "", error: code === "ENOENT" ? `${cmd} not found` : `${cmd}: ${r.error.message}` };
+    if (code === "ENOENT") return { out: "", error: `${cmd} not found` };
+    if (code === "ETIMEDOUT")
+      return { out: "", error: `\`${cmd} ${args.join(" ")}\` did not answer in ${ms / 1000} s` };
+    return { out: "", error: `${cmd}: ${r.error.message}` };
   }
   if (r.status !== 0) return { out: r.stdout, error: `\`${cmd} ${args.join(" ")}\` exited with ${r.status}: ${said}` };
   return { out: r.stdout };
@@ -29,7 +32,8 @@ export function slurmMissing(): string | undefined {
 }
 
 function probe(): string | undefined {
-  const sinfo = slurmCommand("sinfo", ["-h", "-N", "-o", "%N %t"]);
+  // a SLURM that is up answers in milliseconds; with no slurmctld, sinfo retries for about 10 s
+  const sinfo = slurmCommand("sinfo", ["-h", "-N", "-o", "%N %t"], 3_000);
   if (sinfo.error) return sinfo.error;
   const nodes = sinfo.out.trim().split("\n").filter(Boolean);
   if (!nodes.some((l) => /\s(idle|mix|alloc)$/.test(l))) {
@@ -43,3 +47,12 @@ function probe(): string | undefined {
 
 /** Whether the SLURM suites skip: no SLURM up here, and the run does not require one. */
 export const skipSlurm = (): boolean => !REQUIRE_SLURM && slurmMissing() !== undefined;
+
+/** What test/setup/native.ts prints before and after the run where no SLURM is up; undefined when one is. */
+export function slurmNote(): string | undefined {
+  const reason = slurmMissing();
+  if (reason === undefined) return undefined;
+  return REQUIRE_SLURM
+    ? `PLAIT_REQUIRE_SLURM=1 but no SLURM is up: ${SLURM_SUITES.join(", ")} will fail.\n${reason}`
+    : `no SLURM up here: skipping ${SLURM_SUITES.join(", ")} (not run, not passed). Bring one up with:\n  ${SLURM_INSTALL}`;
+}
