@@ -8,7 +8,7 @@ set -euo pipefail
 DIR=${PLAIT_SLURM_DIR:-/tmp/plait-slurm}
 
 stop() {
-  local name=$1 pidfile=$DIR/$1.pid pid
+  local name=$1 pidfile=$2 pid
   if [[ ! -s $pidfile ]] || ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
     echo "slurm-down: $name not running"
     return 0
@@ -26,6 +26,15 @@ stop() {
   echo "slurm-down: $name ($pid) killed after 10 s"
 }
 
-stop slurmd
-stop slurmctld
+# the pid files our slurm.conf names (it may name another folder than $PLAIT_SLURM_DIR), else $DIR's
+pidfile() {
+  local file
+  if head -n 1 /etc/slurm/slurm.conf 2>/dev/null | grep -q '^# plait: written by scripts/slurm-up.sh'; then
+    file=$(sed -n "s/^$1=//p" /etc/slurm/slurm.conf)
+  fi
+  echo "${file:-$DIR/$2.pid}"
+}
+
+stop slurmd "$(pidfile SlurmdPidFile slurmd)"
+stop slurmctld "$(pidfile SlurmctldPidFile slurmctld)"
 if [[ ${1:-} == --purge ]]; then rm -rf "$DIR"; fi

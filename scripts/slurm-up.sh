@@ -112,9 +112,13 @@ stop() {
 
 mkdir -p "$DIR/state" "$DIR/spool" "$DIR/log" /etc/slurm
 if [[ ! -e $CONF ]] || [[ "$(cat "$CONF")" != "$NEW" ]]; then
-  # a changed config (host, cores, folder): our daemons restart on the new one
-  stop "$DIR/slurmd.pid"
-  stop "$DIR/slurmctld.pid"
+  # a changed config (host, cores, folder): the daemons of the old one stop, and start on the new one
+  if [[ -e $CONF ]]; then
+    for key in SlurmdPidFile SlurmctldPidFile; do
+      old=$(sed -n "s/^$key=//p" "$CONF")
+      if [[ -n $old ]]; then stop "$old"; fi
+    done
+  fi
   printf '%s\n' "$NEW" >"$CONF"
 fi
 
