@@ -53,10 +53,11 @@ const show = (v: unknown) => (typeof v === "string" ? JSON.stringify(v) : String
  *
  * compression "fp16" rounds f32 gradients to f16 for the exchange (f16 and bf16 ones travel as
  * they are; f64 ones are refused: rounding them to f16 through f32 would round twice). A
- * gradient beyond ±65504 becomes inf on the wire. When the grads still carry a loss scale
- * (withAMP outside), that inf reaches the scaler, which skips the step on every rank and backs
- * off, as torch's GradScaler does with Horovod; otherwise nothing would catch it, so the step
- * throws, on every rank alike (they all hold the same reduced values).
+ * gradient of magnitude 65520 or more (f16's largest value is 65504) becomes inf on the wire.
+ * When the grads still carry a loss scale (withAMP outside), that inf reaches the scaler, which
+ * skips the step on every rank and backs off, as torch's GradScaler does with Horovod;
+ * otherwise nothing would catch it, so the step throws, on every rank alike (they all hold the
+ * same reduced values).
  *
  * `scaleLR: true` is refused: a step transform cannot change the optimizer's learning rate,
  * and scaling the gradients instead equals it only for some optimizers. Multiply the rate by
@@ -82,7 +83,7 @@ export function withHorovod<B>(step: StepLike<B>, opts?: HorovodOptions): Step<B
       const finite = await allReduceFused(ctx.comm, leaves, planFusion(leaves, capBytes, wire), wire, check);
       if (!finite) {
         throw new Error(
-          `plait: ${OP}: the gradients are not finite after the f16 exchange (compression "fp16"): a gradient beyond ±65504, f16's largest value, became inf on the wire (or it was inf/NaN already); wrap a loss scaler outside (withAMP(withHorovod(step, opts), { precision: "16-mixed" })) to skip such steps, or use compression "none"`,
+          `plait: ${OP}: the gradients are not finite after the f16 exchange (compression "fp16"): a gradient of magnitude ≥ 65520 (f16's largest value is 65504) became inf on the wire (or it was inf/NaN already); wrap a loss scaler outside (withAMP(withHorovod(step, opts), { precision: "16-mixed" })) to skip such steps, or use compression "none"`,
         );
       }
       return out;
