@@ -62,10 +62,13 @@ describe("plait demo with several devices", () => {
     [["--devices", "0"], 'flag --devices must be an integer from 1 to 256 or "auto"; got "0"'],
     [["--devices", "1.5"], 'flag --devices must be an integer from 1 to 256 or "auto"; got "1.5"'],
     [["--devices", "257"], 'flag --devices must be an integer from 1 to 256 or "auto"; got "257"'],
-    [["--strategy", "horovod"], 'flag --strategy must be one of ddp, dp, zero1, zero2, zero3, fsdp; got "horovod"'],
+    [
+      ["--strategy", "ddp3"],
+      'flag --strategy must be one of ddp, ddp2, horovod, dp, zero1, zero2, zero3, fsdp; got "ddp3"',
+    ],
     [
       ["--devices", "2", "--batch-size", "63"],
-      "flag --batch-size must be a multiple of --devices (each rank takes batch/devices samples of every global batch); got 63 and 2",
+      "flag --batch-size must be a multiple of --devices (each rank takes batch/ranks samples of every global batch); got 63 and 2",
     ],
   ]) {
     it(`refuses ${flags.join(" ")}`, () => {

@@ -7,10 +7,12 @@ import { Batcher } from "../data/batcher.ts";
 import { gatherBatch } from "../data/gather.ts";
 import { loadMnist } from "../data/mnist.ts";
 import { Rng } from "../data/rng.ts";
+import { detectEnvironmentName } from "../env/detect.ts";
 import { type ProgressMode, progressMode } from "../fit/progress.ts";
 import { type EpochRecord, trainEpochs } from "../fit/trainEpochs.ts";
 import type { RankContext } from "../launch/context.ts";
 import { MAX_DEVICES } from "../launch/devices.ts";
+import type { ProcessWorld } from "../launch/external.ts";
 import { spawn } from "../launch/spawn.ts";
 import { mlp } from "../nn/mlp.ts";
 import { softmaxCrossEntropy } from "../ops/loss.ts";
@@ -20,9 +22,10 @@ import type { Precision } from "../precision/policy.ts";
 import { withPrecision } from "../precision/precision.ts";
 import type { Step } from "../step/contract.ts";
 import { type Trainer, type TrainState, train } from "../step/train.ts";
-import { withDDP } from "../strategy/ddp.ts";
+import { withDDP, withDDP2 } from "../strategy/ddp.ts";
 import { withDP } from "../strategy/dp.ts";
 import { withFSDP } from "../strategy/fsdp.ts";
+import { withHorovod } from "../strategy/horovod.ts";
 import type { StrategyName } from "../strategy/names.ts";
 import { withZeRO, type ZeROStage } from "../strategy/zero.ts";
 import type { Flags } from "./args.ts";
@@ -45,15 +48,25 @@ interface RankArgs {
  * `plait demo --devices N --strategy S`: the MNIST demo with N ranks as worker threads (spawn),
  * each training on its shard of every global batch of --batch-size samples (batch/N each, sharded
  * as DistributedSampler does); rank 0 evaluates after each epoch and this thread writes the same
- * outputs as the single-device demo, plus the devices and strategy.
+ * outputs as the single-device demo, plus the devices and strategy. Under mpirun or srun every
+ * process runs N ranks of a world of processes × N (MPI across processes) and the process of rank
+ * 0 alone reports.
  */
-export async function demoDistributed(flags: Flags<typeof DEMO_FLAGS>): Promise<void> {
+export async function demoDistributed(flags: Flags<typeof DEMO_FLAGS>, outer?: ProcessWorld): Promise<void> {
   const devices = parseDevicesFlag(flags.devices!);
   const strategy = (flags.strategy ?? "ddp") as StrategyName;
   const batchSize = flags["batch-size"]!;
-  if (batchSize % devices !== 0) {
+  const processes = outer?.processes ?? 1;
+  const worldSize = processes * devices;
+  if (batchSize % worldSize !== 0) {
+    const by = outer ? `processes × --devices (${processes} × ${devices})` : "--devices";
     throw new Error(
-      `flag --batch-size must be a multiple of --devices (each rank takes batch/devices samples of every global batch); got ${batchSize} and ${devices}`,
+      `flag --batch-size must be a multiple of ${by} (each rank takes batch/ranks samples of every global batch); got ${batchSize} and ${worldSize}`,
+    );
+  }
+  if (strategy === "dp" && outer) {
+    throw new Error(
+      "flag --strategy dp runs in one process (rank 0 drives its threads); under mpirun or srun use ddp, ddp2, horovod, zero1-3 or fsdp",
     );
   }
   // Each rank's kernel pool: --threads when given, else its share of the cores (the launcher's default).
@@ -69,12 +82,20 @@ export async function demoDistributed(flags: Flags<typeof DEMO_FLAGS>): Promise<
     seed: flags.seed!,
     progress: progressMode(process.stderr, flags.json),
   };
-  const log = (s: string) => flags.json || process.stderr.write(s);
+  const main = (outer?.processRank ?? 0) === 0;
+  if (!main) args.progress = "none";
+  const log = (s: string) => flags.json || !main || process.stderr.write(s);
+  const where = outer ? `${processes} processes (${outer.env.name}, MPI) × ${devices} threads` : `${devices} ranks`;
   log(
-    `plait demo: MLP 784→${args.hidden}→10 on MNIST digits, ${devices} ranks (${strategy}), global batch ${batchSize} (${batchSize / devices} per rank), ${args.epochs} epochs, ${args.precision}\n`,
+    `plait demo: MLP 784→${args.hidden}→10 on MNIST digits, ${where} (${strategy}), global batch ${batchSize} (${batchSize / worldSize} per rank), ${args.epochs} epochs, ${args.precision}\n`,
   );
-  const [main] = await spawn<EpochRecord[]>(new URL(import.meta.url), "demoRank", { devices, args });
-  report(flags, args, devices, main);
+  const [history] = await spawn<EpochRecord[]>(new URL(import.meta.url), "demoRank", { devices, args });
+  if (!main) return;
+  report(flags, args, devices, history, {
+    environment: outer?.env.name ?? detectEnvironmentName(),
+    backend: !outer ? (devices > 1 ? "shm" : "local") : devices > 1 ? "shm+mpi" : "mpi",
+    worldSize,
+  });
 }
 
 /** One rank of the distributed demo; rank 0 returns the history (with test accuracy), the others []. */
@@ -131,6 +152,10 @@ function distribute<B>(strategy: StrategyName, step: Step<B>): Step<B> {
   switch (strategy) {
     case "ddp":
       return withDDP(step);
+    case "ddp2":
+      return withDDP2(step);
+    case "horovod":
+      return withHorovod(step);
     case "dp":
       return withDP(step);
     case "fsdp":
@@ -184,7 +209,13 @@ function parseDevicesFlag(raw: string): number {
   return n;
 }
 
-function report(flags: Flags<typeof DEMO_FLAGS>, a: RankArgs, devices: number, history: EpochRecord[]): void {
+function report(
+  flags: Flags<typeof DEMO_FLAGS>,
+  a: RankArgs,
+  devices: number,
+  history: EpochRecord[],
+  world: { environment: string; backend: string; worldSize: number },
+): void {
   const summary = {
     precision: a.precision,
     ...totals(history),
@@ -192,7 +223,8 @@ function report(flags: Flags<typeof DEMO_FLAGS>, a: RankArgs, devices: number, h
     batchSize: a.batchSize,
     devices,
     strategy: a.strategy,
+    ...world,
   };
-  const title = `plait demo: MLP 784-${a.hidden}-10, ${devices} ranks (${a.strategy}), batch ${a.batchSize}, SGD lr ${a.lr} momentum ${a.momentum}, ${a.precision}`;
+  const title = `plait demo: MLP 784-${a.hidden}-10, ${world.worldSize} ranks (${a.strategy}, ${world.backend}), batch ${a.batchSize}, SGD lr ${a.lr} momentum ${a.momentum}, ${a.precision}`;
   writeReport(flags, summary, history, title);
 }

@@ -6,6 +6,7 @@ import { loadMnist } from "../data/mnist.ts";
 import { Rng } from "../data/rng.ts";
 import { progressMode } from "../fit/progress.ts";
 import { trainEpochs } from "../fit/trainEpochs.ts";
+import { processWorld } from "../launch/external.ts";
 import { mlp } from "../nn/mlp.ts";
 import { softmaxCrossEntropy } from "../ops/loss.ts";
 import { valueAndGrad } from "../ops/valueAndGrad.ts";
@@ -24,7 +25,9 @@ export async function demo(argv: readonly string[]): Promise<void> {
     process.stdout.write(`usage: plait demo [flags]\n${flagHelp(DEMO_FLAGS)}\n`);
     return;
   }
-  if (flags.devices !== "1" || flags.strategy !== undefined) return demoDistributed(flags);
+  // under mpirun or srun: every process is a rank (MPI), even with the defaults
+  const outer = processWorld("demo");
+  if (outer || flags.devices !== "1" || flags.strategy !== undefined) return demoDistributed(flags, outer);
   if (flags.threads !== undefined) configure({ threads: flags.threads });
   const batchSize = flags["batch-size"]!;
   const epochs = flags.epochs!;

@@ -1,5 +1,6 @@
 // Collectives: the Comm interface, the world-size-1 comm, and the shared-memory backend.
 export { CommError, type CommFailure } from "./errors.ts";
+export { HierComm } from "./hier.ts";
 export { localComm } from "./local.ts";
 export { launchedByMpi, MpiComm, type MpiCommOptions } from "./mpi.ts";
 export { ShmComm, type ShmCommOptions } from "./shm.ts";

@@ -13,6 +13,8 @@ export interface RankContext {
 export interface WorkerRank {
   readonly mode: "script" | "spawn";
   readonly ctx: RankContext;
+  /** Ranks (threads) in this worker's process: ctx.worldSize divided by the processes of the job. */
+  readonly devices: number;
   /** Marks the rank as done with collectives (its peers stop waiting for it). */
   readonly end: () => void;
 }

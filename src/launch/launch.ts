@@ -1,4 +1,5 @@
 import { pathToFileURL } from "node:url";
+import { HierComm } from "../comm/hier.ts";
 import { localComm } from "../comm/local.ts";
 import { DEFAULT_TIMEOUT_MS, ShmComm } from "../comm/shm.ts";
 import { checkTimeoutMs } from "../comm/validate.ts";
@@ -6,6 +7,7 @@ import { checkOptions } from "../core/options.ts";
 import { configure, runtime, runtimeStarted } from "../core/runtime.ts";
 import { currentWorkerRank, type RankContext } from "./context.ts";
 import { type Devices, parseDevices, smallBytesFor, spinMsFor, threadsPerRank } from "./devices.ts";
+import { agreeOnDevices, type ProcessWorld, processWorld } from "./external.ts";
 import { World } from "./world.ts";
 
 export interface LaunchOptions {
@@ -42,6 +44,12 @@ let launched: LaunchContext | undefined;
  * rank that fails (throws, exits, or does not come to a collective in time) makes every other
  * rank's collectives reject, terminates the workers and sets a non-zero exit code. Code before
  * `launch()` runs on every rank.
+ *
+ * Under an external launcher (mpirun, srun --mpi=pmix, jsrun) the processes are already there:
+ * launch() joins them over MPI instead (see processWorld). With devices 1 each process is one rank
+ * and ctx.comm is an MpiComm; with devices k each process also runs k − 1 worker threads and the
+ * world is processes × k ranks over a HierComm. join() then also waits for every process
+ * (MPI_Barrier) and calls MPI_Finalize.
  */
 export async function launch(options?: LaunchOptions): Promise<LaunchContext> {
   const opts = checkOptions("launch", options, LAUNCH_OPTIONS);
@@ -49,9 +57,9 @@ export async function launch(options?: LaunchOptions): Promise<LaunchContext> {
   const timeoutMs = opts.timeoutMs === undefined ? DEFAULT_TIMEOUT_MS : checkTimeoutMs("launch", opts.timeoutMs);
   const worker = currentWorkerRank();
   if (worker) {
-    if (devices !== worker.ctx.worldSize) {
+    if (devices !== worker.devices) {
       throw new RangeError(
-        `plait: launch: this worker is rank ${worker.ctx.rank} of a world of ${worker.ctx.worldSize}, but launch() got devices ${devices}`,
+        `plait: launch: this worker is rank ${worker.ctx.rank} of a world of ${worker.devices} threads per process, but launch() got devices ${devices}`,
       );
     }
     return {
@@ -61,6 +69,11 @@ export async function launch(options?: LaunchOptions): Promise<LaunchContext> {
     };
   }
   if (launched) throw new Error("plait: launch: already called in this thread; use the context it returned");
+  const outer = processWorld("launch", opts.timeoutMs);
+  if (outer) {
+    launched = await launchAmong(outer, devices, opts.script, timeoutMs);
+    return launched;
+  }
   if (devices === 1) {
     launched = { rank: 0, worldSize: 1, comm: localComm(), isMain: true, join: async () => {}, close: async () => {} };
     return launched;
@@ -101,6 +114,71 @@ export async function launch(options?: LaunchOptions): Promise<LaunchContext> {
     close: () => world.terminate(),
   };
   return launched;
+}
+
+/**
+ * launch() in a process an external launcher started (mpirun, srun --mpi=pmix): with devices 1
+ * this process is one rank and the comm is MPI; with k devices it runs k − 1 more threads and the
+ * world is processes × k ranks over a HierComm (shm inside the process, MPI across).
+ */
+async function launchAmong(
+  w: ProcessWorld,
+  devices: number,
+  script: string | URL | undefined,
+  timeoutMs: number,
+): Promise<LaunchContext> {
+  await agreeOnDevices("launch", w, devices);
+  const { mpi } = w;
+  const finish = async () => {
+    await mpi.barrier();
+    mpi.finalize();
+  };
+  if (devices === 1) {
+    if (!runtimeStarted()) configure({ threads: threadsPerRank(mpi.localSize) });
+    return {
+      rank: mpi.rank,
+      worldSize: mpi.worldSize,
+      comm: mpi,
+      isMain: mpi.rank === 0,
+      join: finish,
+      close: async () => {},
+    };
+  }
+  const threads = threadsPerRank(devices * mpi.localSize);
+  if (!runtimeStarted()) configure({ threads });
+  const spinMs = spinMsFor(devices * mpi.localSize, Math.max(threads, runtime().threads));
+  const world = new World({
+    name: "launch",
+    worldSize: devices,
+    firstRank: 1,
+    mode: "script",
+    module: scriptURL(script),
+    threads,
+    timeoutMs,
+    spinMs,
+    smallBytes: smallBytesFor(devices, spinMs),
+    outer: { processRank: w.processRank, processes: w.processes },
+    onFailure: (e) => {
+      process.stderr.write(`plait: rank ${w.processRank} of ${w.processes} processes: ${e.message}\n`);
+      mpi.abort(1);
+    },
+  });
+  const shm = new ShmComm(runtime().memory, world.control, 0, { timeoutMs, spinMs });
+  await world.ready;
+  const comm = new HierComm(shm, mpi, w.processRank, w.processes);
+  return {
+    rank: comm.rank,
+    worldSize: comm.worldSize,
+    comm,
+    isMain: comm.rank === 0,
+    join: async () => {
+      shm.end();
+      world.check();
+      await world.done;
+      await finish();
+    },
+    close: () => world.terminate(),
+  };
 }
 
 function scriptURL(script: string | URL | undefined): string {

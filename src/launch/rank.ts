@@ -1,6 +1,7 @@
 import process from "node:process";
 import type { MessagePort } from "node:worker_threads";
 import { describeError } from "../comm/errors.ts";
+import { HierComm } from "../comm/hier.ts";
 import { localComm } from "../comm/local.ts";
 import { ShmComm } from "../comm/shm.ts";
 import { attachRuntime } from "../core/runtime.ts";
@@ -22,14 +23,18 @@ export async function runRank(data: RankData, port: MessagePort): Promise<void> 
     data.worldSize > 1
       ? new ShmComm(data.handle.memory, data.control, data.rank, { timeoutMs: data.timeoutMs, spinMs: data.spinMs })
       : undefined;
+  const local = shm ?? localComm();
+  // One process's threads among several (an MPI job): global ranks, hierarchical collectives.
+  const outer = data.outer;
+  const comm = outer ? new HierComm(local, undefined, outer.processRank, outer.processes) : local;
   const ctx: RankContext = Object.freeze({
-    rank: data.rank,
-    worldSize: data.worldSize,
-    comm: shm ?? localComm(),
-    isMain: data.rank === 0,
+    rank: comm.rank,
+    worldSize: comm.worldSize,
+    comm,
+    isMain: comm.rank === 0,
   });
   const end = () => shm?.end();
-  setWorkerRank({ mode: data.mode, ctx, end });
+  setWorkerRank({ mode: data.mode, ctx, end, devices: data.worldSize });
   post({ type: "ready" });
   // The event loop empties while the script (or function) is still awaiting: a promise nothing is
   // left to settle. The worker then exits (Node and Bun: code 13); say why first. (Deno keeps such

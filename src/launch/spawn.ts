@@ -1,8 +1,12 @@
 import { pathToFileURL } from "node:url";
-import { DEFAULT_TIMEOUT_MS } from "../comm/shm.ts";
+import { HierComm } from "../comm/hier.ts";
+import { DEFAULT_TIMEOUT_MS, ShmComm } from "../comm/shm.ts";
 import { checkTimeoutMs } from "../comm/validate.ts";
 import { checkOptions } from "../core/options.ts";
+import { configure, runtime, runtimeStarted } from "../core/runtime.ts";
+import type { RankContext } from "./context.ts";
 import { type Devices, parseDevices, smallBytesFor, spinMsFor, threadsPerRank } from "./devices.ts";
+import { agreeOnDevices, type ProcessWorld, processWorld } from "./external.ts";
 import { World } from "./world.ts";
 
 export interface SpawnOptions {
@@ -23,6 +27,11 @@ const SPAWN_OPTIONS = ["devices", "args", "timeoutMs"] as const;
  * other rank's collectives reject, every worker is terminated, and the promise rejects with a
  * CommError naming the rank and its error. A rank that does not come to a collective within the
  * timeout is stopped (with the others), and the promise rejects naming it.
+ *
+ * In a process started by an external launcher (mpirun, srun --mpi=pmix), each process runs
+ * `devices` ranks of a world of processes × devices (ranks of a process are consecutive; the
+ * comm is MPI, or a HierComm when devices > 1): this thread runs the process's first rank itself,
+ * and the promise resolves with this process's ranks' values only.
  */
 export async function spawn<R = unknown>(module: string | URL, fn: string, options?: SpawnOptions): Promise<R[]> {
   const href = moduleURL(module);
@@ -34,6 +43,8 @@ export async function spawn<R = unknown>(module: string | URL, fn: string, optio
   const opts = checkOptions("spawn", options, SPAWN_OPTIONS);
   const devices = parseDevices("spawn", opts.devices ?? 1);
   const timeoutMs = opts.timeoutMs === undefined ? DEFAULT_TIMEOUT_MS : checkTimeoutMs("spawn", opts.timeoutMs);
+  const outer = processWorld("spawn", opts.timeoutMs);
+  if (outer) return spawnAmong<R>(outer, href, fn, devices, opts.args, timeoutMs);
   const threads = threadsPerRank(devices);
   const spinMs = spinMsFor(devices, threads);
   const world = new World({
@@ -51,6 +62,73 @@ export async function spawn<R = unknown>(module: string | URL, fn: string, optio
   });
   try {
     return (await world.done) as R[];
+  } finally {
+    world.release();
+  }
+}
+
+async function spawnAmong<R>(
+  w: ProcessWorld,
+  href: string,
+  fn: string,
+  devices: number,
+  args: unknown,
+  timeoutMs: number,
+): Promise<R[]> {
+  await agreeOnDevices("spawn", w, devices);
+  const mod = await import(href);
+  if (typeof mod[fn] !== "function") {
+    const names = Object.keys(mod).join(", ") || "nothing";
+    throw new TypeError(`plait: spawn: ${href} has no exported function ${fn} (it exports ${names})`);
+  }
+  const { mpi } = w;
+  const threads = threadsPerRank(devices * mpi.localSize);
+  if (!runtimeStarted()) configure({ threads });
+  const mine = structuredClone(args);
+  if (devices === 1) {
+    const ctx: RankContext = Object.freeze({
+      rank: mpi.rank,
+      worldSize: mpi.worldSize,
+      comm: mpi,
+      isMain: mpi.rank === 0,
+    });
+    return [await mod[fn](ctx, mine)];
+  }
+  const spinMs = spinMsFor(devices * mpi.localSize, Math.max(threads, runtime().threads));
+  const world = new World({
+    name: "spawn",
+    worldSize: devices,
+    firstRank: 1,
+    mode: "spawn",
+    module: href,
+    fn,
+    args,
+    threads,
+    timeoutMs,
+    spinMs,
+    smallBytes: smallBytesFor(devices, spinMs),
+    outer: { processRank: w.processRank, processes: w.processes },
+  });
+  const shm = new ShmComm(runtime().memory, world.control, 0, { timeoutMs, spinMs });
+  try {
+    await world.ready;
+    const comm = new HierComm(shm, mpi, w.processRank, w.processes);
+    const ctx: RankContext = Object.freeze({
+      rank: comm.rank,
+      worldSize: comm.worldSize,
+      comm,
+      isMain: comm.rank === 0,
+    });
+    let first: R;
+    try {
+      first = await mod[fn](ctx, mine);
+    } catch (e) {
+      shm.fail(e);
+      await world.terminate();
+      throw e;
+    }
+    shm.end();
+    return [first, ...((await world.done) as R[])];
   } finally {
     world.release();
   }

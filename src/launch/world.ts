@@ -25,6 +25,14 @@ export interface RankData {
   /** The starting thread's process.argv and process.execArgv, which every rank sees as its own. */
   readonly argv: readonly string[];
   readonly execArgv: readonly string[];
+  /** Set when this world is one process's threads among several (an MPI job): see HierComm. */
+  readonly outer: OuterWorld | undefined;
+}
+
+/** Where a world of threads sits among the processes of a job. */
+export interface OuterWorld {
+  readonly processRank: number;
+  readonly processes: number;
 }
 
 /** Messages a rank's worker posts to the thread that started it. */
@@ -51,6 +59,8 @@ export interface WorldOptions {
   spinMs: number | undefined;
   /** The world's one-barrier allreduce limit (see smallBytesFor). */
   smallBytes: number;
+  /** The processes this world is one of (launch/spawn under mpirun or srun). */
+  outer?: OuterWorld;
   /** Called once, when the world fails (before its workers are gone). */
   onFailure?: (error: CommError) => void;
 }
@@ -147,12 +157,13 @@ export class World {
         parentSlot: this.slot,
         argv: [...(proc?.argv ?? [])],
         execArgv: [...(proc?.execArgv ?? [])],
+        outer: opts.outer,
       };
       let worker: Worker;
       try {
         worker = new Worker(entry, { workerData: data });
       } catch (e) {
-        this.fail(rank, "failed", `rank ${rank}'s worker could not start: ${describeError(e)}`, e);
+        this.fail(rank, "failed", `rank ${this.named(rank)}'s worker could not start: ${describeError(e)}`, e);
         break;
       }
       live++;
@@ -163,12 +174,16 @@ export class World {
       });
       this.starting.set(rank, { done, resolve });
       worker.on("message", (m: RankMessage) => this.onMessage(rank, m));
-      worker.on("error", (e) => this.fail(rank, "failed", `rank ${rank} failed: ${describeError(e)}`, e));
+      worker.on("error", (e) => this.fail(rank, "failed", `rank ${this.named(rank)} failed: ${describeError(e)}`, e));
       worker.on("exit", (code) => this.onExit(rank, code));
     }
     this.startupTimer = setTimeout(() => {
       const missing = [...this.workers.keys()].filter((r) => !this.readyRanks.has(r));
-      this.fail(missing[0], "timeout", `ranks ${missing.join(", ")} did not start within ${STARTUP_TIMEOUT_MS} ms`);
+      this.fail(
+        missing[0],
+        "timeout",
+        `ranks ${missing.map((r) => this.named(r)).join(", ")} did not start within ${STARTUP_TIMEOUT_MS} ms`,
+      );
     }, STARTUP_TIMEOUT_MS);
     this.watch = setInterval(() => this.check(), WATCH_MS);
     if (this.workers.size === 0) this.settle();
@@ -226,6 +241,12 @@ export class World {
     if (this.reusable) runtime().arena.free(this.control);
   }
 
+  /** A rank as errors name it: its global rank when this world is one process's threads of a job. */
+  private named(rank: number): number {
+    const outer = this.opts.outer;
+    return outer ? outer.processRank * this.opts.worldSize + rank : rank;
+  }
+
   private onMessage(rank: number, m: RankMessage): void {
     if (m.type === "ready") {
       this.readyRanks.add(rank);
@@ -239,14 +260,14 @@ export class World {
       this.finished.add(rank);
       void this.workers.get(rank)?.terminate();
     } else if (m.type === "error") {
-      this.fail(rank, "failed", `rank ${rank} failed: ${describeError(m.error)}`, m.error);
+      this.fail(rank, "failed", `rank ${this.named(rank)} failed: ${describeError(m.error)}`, m.error);
     } else if (m.type === "stuck") {
       const ended =
         this.opts.mode === "script" ? "'s script ended without calling join()" : `'s ${this.opts.fn}() never returned`;
       this.fail(
         rank,
         "exited",
-        `rank ${rank}${ended}: its event loop emptied while it was still awaiting a promise that nothing was left to settle`,
+        `rank ${this.named(rank)}${ended}: its event loop emptied while it was still awaiting a promise that nothing was left to settle`,
       );
     }
   }
@@ -264,7 +285,7 @@ export class World {
     if (this.opts.mode === "script" && code === 0 && !this.errors.has(rank)) this.finished.add(rank);
     this.workers.delete(rank);
     if (!this.finished.has(rank) || this.graceTimer) {
-      this.fail(rank, "exited", `rank ${rank}'s worker exited with code ${code} before its work was done`);
+      this.fail(rank, "exited", `rank ${this.named(rank)}'s worker exited with code ${code} before its work was done`);
     }
     // It no longer touches anyone's buffers (see Rendezvous.drain); set after the fault, so that
     // peers that see the state find the coordinator's account of the exit already recorded.

@@ -28,15 +28,32 @@ export interface DDPOptions {
  * is the scaled mean, exactly, since the scale is a power of two.
  */
 export function withDDP<B>(step: StepLike<B>, opts?: DDPOptions): Step<B> {
-  const limits = bucketLimits("withDDP", checkOptions("withDDP", opts, ["bucketMB", "firstBucketMB"]));
+  return dataParallel("withDDP", step, opts);
+}
+
+/**
+ * DDP2 (Lightning 1.x), which Horovod calls hierarchical allreduce: withDDP, with the gradients'
+ * mean taken among the process's threads (shm), across processes by one rank per process (MPI),
+ * then back to the threads. That is how every collective of a processes × threads world runs (the
+ * HierComm that launch() and spawn() make under mpirun or srun with devices > 1), so withDDP2 and
+ * withDDP reduce the same way there; in a world of one level (threads of one process, or one rank
+ * per MPI process) the three phases are one. The result equals a flat reduction up to the order
+ * of the sums: ((g0 + g1) + (g2 + g3)) / 4 rather than (((g0 + g1) + g2) + g3) / 4.
+ */
+export function withDDP2<B>(step: StepLike<B>, opts?: DDPOptions): Step<B> {
+  return dataParallel("withDDP2", step, opts);
+}
+
+function dataParallel<B>(name: string, step: StepLike<B>, opts: DDPOptions | undefined): Step<B> {
+  const limits = bucketLimits(name, checkOptions(name, opts, ["bucketMB", "firstBucketMB"]));
   return transform(step, {
-    name: "withDDP",
+    name,
     async init(params, ctx, inner) {
       const done = await inner(params);
-      await syncParams("withDDP", done.params, ctx.comm);
+      await syncParams(name, done.params, ctx.comm);
       return done;
     },
-    enter: (params, batch, ctx) => ({ params, batch, ctx: enterStrategy("withDDP", ctx) }),
+    enter: (params, batch, ctx) => ({ params, batch, ctx: enterStrategy(name, ctx) }),
     async update(out, ctx) {
       if (ctx.worldSize === 1) return out;
       const leaves = treeLeaves(out.grads);

@@ -1,5 +1,5 @@
 // Strategy transforms: how a step's work, gradients and params are spread over the ranks of ctx.comm.
-export { type DDPOptions, withDDP } from "./ddp.ts";
+export { type DDPOptions, withDDP, withDDP2 } from "./ddp.ts";
 export { type DeepSpeedConfig, type DeepSpeedPlan, withDeepSpeed } from "./deepspeed.ts";
 export { withDP } from "./dp.ts";
 export { type FSDPOptions, parentPath, withFSDP } from "./fsdp.ts";
