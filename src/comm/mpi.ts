@@ -536,7 +536,7 @@ export class MpiComm implements Comm {
   }
 
   private mismatch(call: Call): never {
-    const calls = Array.from({ length: this.worldSize }, (_, s) => `rank ${s} ${this.describeCall(s)}`);
+    const calls = Array.from({ length: this.worldSize }, (_, s) => `rank ${s} ${this.describeCall(s, call.seq)}`);
     const shown = calls.length > 8 ? [...calls.slice(0, 8), `… (${calls.length - 8} more)`] : calls;
     // the first rank whose call differs from rank 0's is the one named
     const v = this.i32();
@@ -554,7 +554,7 @@ export class MpiComm implements Comm {
     );
   }
 
-  private describeCall(s: number): string {
+  private describeCall(s: number, seq: number): string {
     const v = this.i32();
     const d = (f: number) => v[(this.at.desc >> 2) + s * DESC_WORDS + f];
     const kind = KIND_NAMES[d(D.kind)] ?? "?";
@@ -572,7 +572,7 @@ export class MpiComm implements Comm {
           : kind === "allGather"
             ? x
             : `${x}, "${REDUCE_OPS[d(D.op)]}"`;
-    return `${kind}(${args}) [call #${d(D.seq)}]`;
+    return d(D.seq) === seq ? `${kind}(${args})` : `${kind}(${args}) as its call #${d(D.seq)}`;
   }
 
   // ---- data ----
