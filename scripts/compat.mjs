@@ -1,7 +1,9 @@
 // Runs the cross-runtime suites (test/compat/smoke.mjs, launch.mjs, blas.mjs) under Node, Deno and
 // Bun, using the runtimes the `deno` and `bun` npm packages install. Exits non-zero if any run fails.
 // The smoke and launch suites run on Deno without --allow-ffi (matmul then falls back to the WASM
-// GEMM); blas.mjs runs on Deno with it, and once more without it to check that fallback.
+// GEMM); blas.mjs runs on Deno with it, and once more without it to check that fallback. Where
+// mpirun is on PATH (CI installs OpenMPI), launch() joins `mpirun -np 2` on each runtime too (2
+// processes × 2 threads, MPI through koffi; Deno with -A, which MPI needs: ffi, env, sys, read).
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
@@ -22,10 +24,23 @@ runs.push(
   ["deno test/compat/blas.mjs no-ffi", [...denoRun, "test/compat/blas.mjs", "no-ffi"]],
   ["bun test/compat/blas.mjs", [bin("bun"), "test/compat/blas.mjs"]],
 );
+const hasMpirun = spawnSync("mpirun", ["--version"], { stdio: "ignore" }).status === 0;
+if (hasMpirun || process.env.PLAIT_REQUIRE_MPI === "1") {
+  const mpirun = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-np", "2"];
+  const script = "test/fixtures/launch-script.mjs";
+  runs.push(
+    [`mpirun node ${script}`, [...mpirun, process.execPath, script]],
+    [`mpirun deno ${script}`, [...mpirun, bin("deno"), "run", "-A", script]],
+    [`mpirun bun ${script}`, [...mpirun, bin("bun"), script]],
+  );
+} else console.error("compat: mpirun not found: the MPI runs are skipped (apt-get install -y openmpi-bin)");
 let failed = 0;
 for (const [name, [cmd, ...args]] of runs) {
-  const r = spawnSync(cmd, args, { cwd: root, stdio: "inherit" });
-  if (r.status !== 0) {
+  const mpi = cmd === "mpirun";
+  const env = mpi ? { ...process.env, DEVICES: "2", PLAIT_THREADS: "1" } : process.env;
+  const r = spawnSync(cmd, args, { cwd: root, env, encoding: "utf8", stdio: mpi ? "pipe" : "inherit" });
+  if (mpi) process.stdout.write(r.stdout + r.stderr);
+  if (r.status !== 0 || (mpi && !r.stdout.includes("all ranks done"))) {
     console.error(`compat: ${name} failed (exit ${r.status ?? r.signal})`);
     failed++;
   }
