@@ -1,6 +1,7 @@
 // Suite "allreduce": the shm backend's f32 sum allreduce at 2 ranks (worker threads on one shared
 // memory), against OpenMPI's MPI_Allreduce on 2 processes (bench/mpi/allreduce.c, built with
-// mpicc into a temp dir) and a single-core memory.copy, all measured in this run.
+// mpicc into a temp dir) and a single-core memory.copy, all measured in this run; and plait's
+// MpiComm on 2 processes (bench/mpi/allreduce-plait.mjs, from 1 MiB up) against the same OpenMPI.
 // nccl-tests definitions: algbw = bytes / time, busbw = algbw · 2(n−1)/n; a call's time is the
 // slowest rank's (each sample's loop time is max-reduced over ranks), the median of 7 samples.
 import { execFileSync } from "node:child_process";
@@ -78,6 +79,25 @@ function openMPI(sizes: number[]): { seconds: number[]; wrong: number } | string
   }
 }
 
+/** MPI_SIZES: the sizes plait's MpiComm is measured at (≥ 1 MiB), under the same mpirun. */
+const MPI_SIZES = SIZES.filter((b) => b >= 1 << 20);
+
+/** plait's MpiComm median seconds per call for each of MPI_SIZES, or why it could not run. */
+function plaitMPI(): { seconds: number[]; wrong: number } | string {
+  const script = fileURLToPath(new URL("../../bench/mpi/allreduce-plait.mjs", import.meta.url));
+  const args = ["--allow-run-as-root", "--oversubscribe", "-np", String(RANKS), process.execPath, script];
+  try {
+    const out = execFileSync("mpirun", [...args, String(SAMPLES), String(MPI_BUDGET), ...MPI_SIZES.map(String)], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const json = JSON.parse(out.trim().split("\n").at(-1)!);
+    return { seconds: json.seconds, wrong: json.wrong };
+  } catch (e) {
+    return `mpirun of ${script} failed (${(e as Error).message.split("\n")[0]})`;
+  }
+}
+
 /** Single-core memory.copy of `bytes`, in r+w bytes per second (the DRAM yardstick). */
 async function memoryCopy(bytes: number): Promise<number> {
   const src = tensor(new Float32Array(bytes / 4).fill(1));
@@ -93,6 +113,7 @@ export async function run(): Promise<void> {
   const loadBefore = loadavg()[0];
   const shm = await spawn<RankTimes>(new URL(import.meta.url), "rankMain", { devices: RANKS, args: SIZES });
   const mpi = openMPI(SIZES);
+  const plaitMpi = plaitMPI();
   const copy = await memoryCopy(SIZES.at(-1)!);
   const loadAfter = loadavg()[0];
 
@@ -120,6 +141,17 @@ export async function run(): Promise<void> {
       });
     }
   });
+  if (typeof plaitMpi !== "string") {
+    MPI_SIZES.forEach((bytes, j) => {
+      line(bytes, "plait MPI", plaitMpi.seconds[j]);
+      rows.push({
+        case: label(bytes),
+        impl: "plait MpiComm, 2 processes",
+        value: busbw(bytes, plaitMpi.seconds[j]),
+        unit: "GB/s busbw",
+      });
+    });
+  }
   const big = SIZES.at(-1)!;
   rows.push({ case: label(big), impl: "memory.copy, 1 core", value: copy / 1e9, unit: "GB/s r+w" });
   const latency = shm[0].seconds[0] * 1e6;
@@ -141,13 +173,23 @@ export async function run(): Promise<void> {
       better: "lower",
     });
   }
+  if (typeof plaitMpi === "string") console.log(`plait MpiComm skipped: ${plaitMpi}`);
+  else if (typeof mpi !== "string") {
+    MPI_SIZES.forEach((bytes, j) => {
+      const ratio = mpi.seconds[at(bytes)] / plaitMpi.seconds[j];
+      checks.push({ name: `MpiComm busbw vs OpenMPI at ${label(bytes)}`, ratio, target: 0.9 });
+    });
+  }
   checks.push({
     name: `busbw vs memory.copy (r+w) at ${label(big)}`,
     ratio: (busbw(big, shm[0].seconds[at(big)]) * 1e9) / copy,
     target: 0.65,
   });
   checks.push({ name: "4 KiB latency in µs (absolute)", ratio: latency, target: 2, better: "lower" });
-  const wrong = shm.reduce((a, r) => a + r.wrong, 0) + (typeof mpi === "string" ? 0 : mpi.wrong);
+  const wrong =
+    shm.reduce((a, r) => a + r.wrong, 0) +
+    (typeof mpi === "string" ? 0 : mpi.wrong) +
+    (typeof plaitMpi === "string" ? 0 : plaitMpi.wrong);
   if (wrong) throw new Error(`allreduce: ${wrong} wrong elements`);
   report("allreduce", rows, checks, {
     ranks: RANKS,
@@ -157,5 +199,6 @@ export async function run(): Promise<void> {
     samples: SAMPLES,
     loadAverage: [loadBefore, loadAfter],
     mpi: typeof mpi === "string" ? mpi : `mpirun --allow-run-as-root --oversubscribe -np ${RANKS}`,
+    plaitMpi: typeof plaitMpi === "string" ? plaitMpi : "MpiComm.world(), threads 1, same mpirun",
   });
 }

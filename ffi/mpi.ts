@@ -138,12 +138,8 @@ const PROTOTYPES = {
   MPI_Test: "int MPI_Test(intptr_t request, intptr_t flag, intptr_t status)",
   MPI_Testall: "int MPI_Testall(int count, intptr_t requests, intptr_t flag, intptr_t statuses)",
   MPI_Cancel: "int MPI_Cancel(intptr_t request)",
-  MPI_Ialltoallv:
-    "int MPI_Ialltoallv(intptr_t sendbuf, intptr_t sendcounts, intptr_t sdispls, H sendtype, intptr_t recvbuf, intptr_t recvcounts, intptr_t rdispls, H recvtype, H comm, intptr_t request)",
   MPI_Iallgather:
     "int MPI_Iallgather(intptr_t sendbuf, int sendcount, H sendtype, intptr_t recvbuf, int recvcount, H recvtype, H comm, intptr_t request)",
-  MPI_Iallgatherv:
-    "int MPI_Iallgatherv(intptr_t sendbuf, int sendcount, H sendtype, intptr_t recvbuf, intptr_t recvcounts, intptr_t displs, H recvtype, H comm, intptr_t request)",
   MPI_Ibcast: "int MPI_Ibcast(intptr_t buf, int count, H type, int root, H comm, intptr_t request)",
 } as const;
 
@@ -179,7 +175,7 @@ export function loadMpi(): MpiBinding {
   const found = openLibrary(
     spec,
     mode,
-    ["MPI_Init_thread", "MPI_Ialltoallv", "MPI_Iallgatherv", "MPI_Ibcast", "MPI_Comm_split_type"],
+    ["MPI_Init_thread", "MPI_Iallgather", "MPI_Ibcast", "MPI_Comm_split_type"],
     (lib) => {
       text = libraryVersion(lib);
       abi = detectAbi(lib, text);
