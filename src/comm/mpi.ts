@@ -19,7 +19,7 @@ import { checkOp, checkReducible, checkRoot, checkTimeout, checkTimeoutMs, leave
 // MPI_COMM_WORLD with non-blocking calls, straight from and into the tensors in plait's
 // WebAssembly.Memory, polled with MPI_Testall so the event loop keeps running.
 //
-// allReduce: every rank sends slice j of its x to rank j (MPI_Isend/MPI_Irecv: measured here 2-4x
+// allReduce: every rank sends slice j of its x to rank j (MPI_Isend/MPI_Irecv: measured here
 // faster at 1-64 MiB than Open MPI's MPI_Ialltoallv + MPI_Iallgatherv); rank j reduces the
 // slices in rank order with plait's own kernels (the ones ShmComm runs, so the bits are the same)
 // and sends the result back to every rank. Small tensors take one MPI_Iallgather and every rank
