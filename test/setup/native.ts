@@ -1,4 +1,4 @@
-// vitest globalSetup: where no system BLAS (or no MPI) is installed, the suites that need it skip;
+// vitest globalSetup: where no system BLAS (or no MPI, or no SLURM up) is there, the suites that need it skip;
 // this says so, with the suites and the one command that installs what they need, before the run
 // and again after it (so the note is the last thing printed, not lost above the results).
 import {
@@ -11,6 +11,7 @@ import {
   REQUIRE_BLAS,
   REQUIRE_MPI,
 } from "../native.ts";
+import { slurmNote } from "./slurm.ts";
 
 const SAID = Symbol.for("plait.test.nativeNote"); // once per run, not once per vitest project
 
@@ -34,6 +35,7 @@ export default function setup(): (() => void) | undefined {
   const notes = [
     note("system BLAS", blasMissing(), REQUIRE_BLAS, "PLAIT_REQUIRE_BLAS", BLAS_SUITES, BLAS_INSTALL),
     note("MPI", mpiMissing(), REQUIRE_MPI, "PLAIT_REQUIRE_MPI", MPI_SUITES, MPI_INSTALL),
+    slurmNote(),
   ].filter((n): n is string => n !== undefined);
   if (notes.length === 0) return undefined;
   g[SAID] = true;
