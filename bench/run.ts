@@ -13,6 +13,7 @@ const SUITES: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   precision: () => import("./precision.ts"),
   train: () => import("./train.ts"),
   "train-scaling": () => import("./train-scaling.ts"),
+  "train-mpi": () => import("./train-mpi.ts"),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith("-"));

@@ -213,4 +213,15 @@ describe("processes started without MPI", () => {
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain("srun started them without an MPI plugin: add --mpi=pmix");
   });
+
+  it("an MPI launcher's variables with no usable MPI: the error names what was tried and how to install it", () => {
+    const ompi = { OMPI_COMM_WORLD_SIZE: "2", OMPI_COMM_WORLD_RANK: "0", OMPI_COMM_WORLD_LOCAL_RANK: "0" };
+    const missing = run({ ...ompi, PLAIT_MPI: "/nonexistent/libmpi.so" });
+    expect(missing.status).not.toBe(0);
+    expect(missing.stderr).toContain("plait: MPI: /nonexistent/libmpi.so (from PLAIT_MPI) cannot be used");
+    expect(missing.stderr).toContain("apt-get install -y openmpi-bin");
+    const notMpi = run({ ...ompi, PLAIT_MPI: "libc.so.6" });
+    expect(notMpi.status).not.toBe(0);
+    expect(notMpi.stderr).toMatch(/libc\.so\.6 \(PLAIT_MPI\): loads, but lacks symbols MPI_Init_thread/);
+  });
 });
