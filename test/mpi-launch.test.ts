@@ -167,6 +167,13 @@ describe.skipIf(skipMpi())("faults and bad input under mpirun", () => {
     expect(r.stderr).toMatch(/timeout|did not/i);
   });
 
+  it("a stalled thread of another process (global rank 3 of 2 × 2) is named by its global rank", () => {
+    const r = mpirun(2, [script], { DEVICES: "2", SCENARIO: "stall", STALL_RANK: "3", TIMEOUT_MS: "2000" }, 60_000);
+    expect(r.status).not.toBe(0);
+    expect(r.seconds).toBeLessThan(20);
+    expect(r.stderr).toMatch(/rank 3 \(process 1, thread 1\)|rank 3 did not/);
+  });
+
   it("processes that disagree on devices, and a WORLD_SIZE that is not processes × devices, are refused", () => {
     const r = mpirun(2, [fixture("mpi-devices.mjs")], {}, 60_000);
     expect(r.status).not.toBe(0);

@@ -1,6 +1,7 @@
 import { runtime } from "../core/runtime.ts";
 import { checkTensor, Tensor } from "../core/tensor.ts";
 import type { Tree } from "../core/tree.ts";
+import { CommError } from "./errors.ts";
 import { type CollectiveOptions, type Comm, type ReduceOp, shardRange } from "./types.ts";
 import { checkOp, checkReducible, checkRoot, leavesOf } from "./validate.ts";
 
@@ -47,9 +48,9 @@ export class HierComm implements Comm {
     const leaves = leavesOf("allReduce", x);
     for (const [i, leaf] of leaves.entries())
       checkReducible("allReduce", leaf, op, x instanceof Tensor ? "x" : `x leaf ${i}`);
-    await this.local.allReduce(x, op, opts);
-    if (this.cross) await this.cross.allReduce(x, op, opts);
-    await this.local.broadcast(x, 0, opts);
+    await this.inside(() => this.local.allReduce(x, op, opts));
+    if (this.cross) await this.across(() => this.cross!.allReduce(x, op, opts));
+    await this.inside(() => this.local.broadcast(x, 0, opts));
     return x;
   }
 
@@ -58,23 +59,25 @@ export class HierComm implements Comm {
     checkRoot("broadcast", root, this.worldSize);
     const k = this.local.worldSize;
     // root's process: its thread → local rank 0; then across; then every process's threads
-    await this.local.broadcast(x, root % k, opts);
-    if (this.cross) await this.cross.broadcast(x, Math.floor(root / k), opts);
-    await this.local.broadcast(x, 0, opts);
+    await this.inside(() => this.local.broadcast(x, root % k, opts));
+    if (this.cross) await this.across(() => this.cross!.broadcast(x, Math.floor(root / k), opts));
+    await this.inside(() => this.local.broadcast(x, 0, opts));
     return x;
   }
 
   async allGather(x: Tensor, opts?: CollectiveOptions): Promise<Tensor> {
     checkTensor("allGather", "x", x);
-    const mine = await this.local.allGather(x, opts);
+    const mine = await this.inside(() => this.local.allGather(x, opts));
     let all: Tensor;
     try {
-      all = this.cross ? await this.cross.allGather(mine, opts) : new Tensor([this.worldSize * x.size], x.dtype);
+      all = this.cross
+        ? await this.across(() => this.cross!.allGather(mine, opts))
+        : new Tensor([this.worldSize * x.size], x.dtype);
     } finally {
       mine.dispose();
     }
     try {
-      await this.local.broadcast(all, 0, opts);
+      await this.inside(() => this.local.broadcast(all, 0, opts));
     } catch (e) {
       all.dispose();
       throw e;
@@ -101,8 +104,41 @@ export class HierComm implements Comm {
   }
 
   async barrier(opts?: CollectiveOptions): Promise<void> {
-    await this.local.barrier(opts);
-    if (this.cross) await this.cross.barrier(opts);
-    await this.local.barrier(opts);
+    await this.inside(() => this.local.barrier(opts));
+    if (this.cross) await this.across(() => this.cross!.barrier(opts));
+    await this.inside(() => this.local.barrier(opts));
+  }
+
+  /** A call across processes; a failure names the process it started at and its global ranks. */
+  private async across<R>(call: () => Promise<R>): Promise<R> {
+    try {
+      return await call();
+    } catch (e) {
+      if (!(e instanceof CommError) || e.failedRank < 0) throw e;
+      const k = this.local.worldSize;
+      const first = e.failedRank * k;
+      throw new CommError(
+        `plait: process ${e.failedRank} (global ranks ${first}–${first + k - 1}): ${e.message}`,
+        e.reason,
+        first,
+        { cause: e },
+      );
+    }
+  }
+
+  /** A call among this process's threads; a failure names the rank it started at by its global rank. */
+  private async inside<R>(call: () => Promise<R>): Promise<R> {
+    try {
+      return await call();
+    } catch (e) {
+      if (!(e instanceof CommError) || e.failedRank < 0) throw e;
+      const global = this.processRank * this.local.worldSize + e.failedRank;
+      throw new CommError(
+        `plait: rank ${global} (process ${this.processRank}, thread ${e.failedRank}): ${e.message}`,
+        e.reason,
+        global,
+        { cause: e },
+      );
+    }
   }
 }

@@ -159,7 +159,10 @@ async function launchAmong(
     smallBytes: smallBytesFor(devices, spinMs),
     outer: { processRank: w.processRank, processes: w.processes },
     onFailure: (e) => {
-      process.stderr.write(`plait: rank ${w.processRank} of ${w.processes} processes: ${e.message}\n`);
+      const first = w.processRank * devices;
+      process.stderr.write(
+        `plait: process ${w.processRank} of ${w.processes} (global ranks ${first}–${first + devices - 1}; threads counted from 0 below): ${e.message}\n`,
+      );
       mpi.abort(1);
     },
   });
