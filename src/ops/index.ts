@@ -3,6 +3,7 @@
 export { castInto } from "../core/castInto.ts";
 export { gelu, relu, sigmoid, tanh } from "./activation.ts";
 export { add, div, fma, mul, scale, sub } from "./arith.ts";
+export { type BmmOptions, bmm } from "./bmm.ts";
 export { cast } from "./cast.ts";
 export { clamp } from "./clamp.ts";
 export { dropout, type UniformSource } from "./dropout.ts";

@@ -51,7 +51,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
  * two halves fits f32's mantissa), so the BLAS computes what the WASM half kernel does, f32
  * accumulation of the same products, only in another order.
  */
-function product(a: Tensor, b: Tensor, opts: gemm.GemmOptions): Tensor {
+export function product(a: Tensor, b: Tensor, opts: gemm.GemmOptions): Tensor {
   if (!isHalf(a.dtype) && !isHalf(b.dtype)) return (blasFor(a.dtype) ?? gemm.matmul)(a, b, opts);
   const blas = blasFor("f32");
   if (blas === undefined) return gemm.matmul(a, b, opts);
