@@ -85,7 +85,9 @@ describe.skipIf(skipMpi())("plait demo under mpirun", () => {
     mpirun(np, [CLI, "demo", "--out", out, "--epochs", "1", "--json", ...flags], {}, 240_000);
 
   it("2 processes train as 2 threads do, rank 0 alone reports, with the environment and backend", () => {
-    const mpi = demo(2, "--strategy", "ddp");
+    // default kernel threads on both sides (each rank's share of the cores), as a user runs it
+    const flags = [CLI, "demo", "--out", out, "--epochs", "1", "--json", "--strategy", "ddp"];
+    const mpi = mpirun(2, flags, { PLAIT_THREADS: "" }, 240_000);
     expect(mpi.stderr).toBe("");
     expect(mpi.status).toBe(0);
     const lines = mpi.stdout.trim().split("\n");
@@ -97,7 +99,7 @@ describe.skipIf(skipMpi())("plait demo under mpirun", () => {
       [CLI, "demo", "--out", out, "--epochs", "1", "--json", "--devices", "2"],
       {
         encoding: "utf8",
-        env: { ...process.env, PLAIT_THREADS: "1" },
+        env: { ...process.env, PLAIT_THREADS: "" },
       },
     );
     const ref = JSON.parse(threads.stdout);

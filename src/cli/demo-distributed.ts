@@ -69,8 +69,6 @@ export async function demoDistributed(flags: Flags<typeof DEMO_FLAGS>, outer?: P
       "flag --strategy dp runs in one process (rank 0 drives its threads); under mpirun or srun use ddp, ddp2, horovod, zero1-3 or fsdp",
     );
   }
-  // Each rank's kernel pool: --threads when given, else its share of the cores (the launcher's default).
-  if (flags.threads !== undefined) process.env.PLAIT_THREADS = String(flags.threads);
   const args: RankArgs = {
     strategy,
     precision: flags.precision as Precision,
@@ -200,7 +198,8 @@ function rankTrainer<B>(
   return Object.assign(ranked, { init, gather, restore, serve, stop, step, fullParams: () => full });
 }
 
-function parseDevicesFlag(raw: string): number {
+/** --devices as a number of ranks per process ("auto": one per core). */
+export function parseDevicesFlag(raw: string): number {
   const n = raw === "auto" ? "auto" : Number(raw);
   if (n === "auto") return Math.min(MAX_DEVICES, availableParallelism());
   if (!(Number.isInteger(n) && n >= 1 && n <= MAX_DEVICES) || raw.trim() !== raw) {

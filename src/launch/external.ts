@@ -3,8 +3,10 @@
 import process from "node:process";
 import { describeError } from "../comm/errors.ts";
 import { launchedByMpi, MpiComm } from "../comm/mpi.ts";
+import { configure, runtimeStarted } from "../core/runtime.ts";
 import { Tensor } from "../core/tensor.ts";
-import { type ClusterEnvironment, detectEnvironment, runtimeEnvironment } from "../env/detect.ts";
+import { type ClusterEnvironment, detectEnvironment, type EnvironmentMap, runtimeEnvironment } from "../env/detect.ts";
+import { threadsPerRank } from "./devices.ts";
 
 /** This process's place among the processes an external launcher started. */
 export interface ProcessWorld {
@@ -23,9 +25,15 @@ let joined: ProcessWorld | null | undefined;
  * undefined when it runs alone. Throws when a launcher started several processes without MPI
  * (each would train alone), when the environment's ranks disagree with MPI's, or when MPI cannot
  * start. In a joined process, an uncaught error prints `rank r failed` and calls MPI_Abort (every
- * process of the job ends, non-zero), and a normal exit calls MPI_Finalize.
+ * process of the job ends, non-zero), and a normal exit calls MPI_Finalize. Before MPI starts (its
+ * buffers live in plait's memory, which starts the runtime) the kernel pool gets this process's
+ * share of the cores: cores / (processes on this node × `devices`), unless the runtime runs already.
  */
-export function processWorld(name: string, timeoutMs?: number): ProcessWorld | undefined {
+export function processWorld(
+  name: string,
+  opts: { timeoutMs?: number; devices?: number } = {},
+): ProcessWorld | undefined {
+  const { timeoutMs, devices = 1 } = opts;
   if (joined !== undefined) return joined ?? undefined;
   const vars = runtimeEnvironment();
   const env = detectEnvironment(vars);
@@ -34,6 +42,7 @@ export function processWorld(name: string, timeoutMs?: number): ProcessWorld | u
     joined = null;
     return undefined;
   }
+  if (!runtimeStarted()) configure({ threads: threadsPerRank(devices * localProcesses(vars)) });
   const mpi = MpiComm.world(timeoutMs === undefined ? {} : { timeoutMs });
   if (env.worldSize !== mpi.worldSize || env.globalRank !== mpi.rank) {
     mpi.abort(1);
@@ -44,6 +53,22 @@ export function processWorld(name: string, timeoutMs?: number): ProcessWorld | u
   joined = { env, mpi, processRank: mpi.rank, processes: mpi.worldSize };
   endWithJob(joined);
   return joined;
+}
+
+/** Processes on this node, as the launcher tells it (1 when it does not). */
+function localProcesses(vars: EnvironmentMap): number {
+  for (const name of [
+    "OMPI_COMM_WORLD_LOCAL_SIZE",
+    "MPI_LOCALNRANKS",
+    "PMI_LOCAL_SIZE",
+    "PALS_LOCAL_SIZE",
+    "SLURM_NTASKS_PER_NODE", // "4", or "4(x2)" for 4 on each of 2 nodes
+    "LOCAL_WORLD_SIZE",
+  ]) {
+    const n = Number.parseInt(vars[name] ?? "", 10);
+    if (Number.isInteger(n) && n > 0) return n;
+  }
+  return 1;
 }
 
 function withoutMpi(name: string, env: ClusterEnvironment): Error {

@@ -69,7 +69,7 @@ export async function launch(options?: LaunchOptions): Promise<LaunchContext> {
     };
   }
   if (launched) throw new Error("plait: launch: already called in this thread; use the context it returned");
-  const outer = processWorld("launch", opts.timeoutMs);
+  const outer = processWorld("launch", { timeoutMs: opts.timeoutMs, devices });
   if (outer) {
     launched = await launchAmong(outer, devices, opts.script, timeoutMs);
     return launched;

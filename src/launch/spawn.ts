@@ -43,7 +43,7 @@ export async function spawn<R = unknown>(module: string | URL, fn: string, optio
   const opts = checkOptions("spawn", options, SPAWN_OPTIONS);
   const devices = parseDevices("spawn", opts.devices ?? 1);
   const timeoutMs = opts.timeoutMs === undefined ? DEFAULT_TIMEOUT_MS : checkTimeoutMs("spawn", opts.timeoutMs);
-  const outer = processWorld("spawn", opts.timeoutMs);
+  const outer = processWorld("spawn", { timeoutMs: opts.timeoutMs, devices });
   if (outer) return spawnAmong<R>(outer, href, fn, devices, opts.args, timeoutMs);
   const threads = threadsPerRank(devices);
   const spinMs = spinMsFor(devices, threads);
