@@ -2,13 +2,17 @@ import * as core from "../core/arith.ts";
 import { shapeStr, Tensor } from "../core/tensor.ts";
 import { addRows, colSums } from "./broadcast.ts";
 import { asMatrix, checkDTypeIn, checkInput, checkSameDType, sameShape } from "./check.ts";
+import { broadcastShapes, expandTo, sumTo } from "./strided.ts";
 import { type GradSink, tapeFor } from "./tape.ts";
 
 const FLOATS = ["f32", "f64"] as const;
 
 /**
- * a + b elementwise. b has a's shape, or is a row ([n] or [1, n], n = a's last axis) added to
- * every row of a (a dense layer's bias); its gradient is then the column sums of a's.
+ * a + b elementwise, with numpy broadcasting: shapes are aligned at the last axis and each axis
+ * is equal or 1 (a missing or size-1 axis repeats); the result has the broadcast shape. A row
+ * b ([n] or [1, n], n = a's last axis; a dense layer's bias) takes a fused kernel, its gradient
+ * the column sums of the output's. A broadcast operand's gradient is the output gradient
+ * summed over the axes it was repeated along.
  */
 export function add(a: Tensor, b: Tensor): Tensor {
   const op = "add";
@@ -30,11 +34,7 @@ export function add(a: Tensor, b: Tensor): Tensor {
   }
   const [rows, cols] = asMatrix(a);
   const isRow = a.ndim >= 1 && b.size === cols && (b.ndim === 1 || (b.ndim === 2 && b.shape[0] === 1));
-  if (!isRow) {
-    throw new RangeError(
-      `plait: ${op}: argument b has shape ${shapeStr(b.shape)}, expected ${shapeStr(a.shape)} like a, or a row [${cols}] to add to each row of a`,
-    );
-  }
+  if (!isRow) return broadcastBinary(op, a, b);
   const out = new Tensor(a.shape, a.dtype);
   addRows(a, b, out, rows, cols);
   const tape = tapeFor(a, b);
@@ -52,11 +52,11 @@ export function add(a: Tensor, b: Tensor): Tensor {
   return out;
 }
 
-/** a − b elementwise (same shapes). */
+/** a − b elementwise, with numpy broadcasting (see add). */
 export function sub(a: Tensor, b: Tensor): Tensor {
   const op = "sub";
   checkOperands(op, a, b);
-  checkSame(op, a, b);
+  if (!sameShape(a.shape, b.shape)) return broadcastBinary(op, a, b);
   const out = core.sub(a, b);
   const tape = tapeFor(a, b);
   if (tape) {
@@ -72,11 +72,11 @@ export function sub(a: Tensor, b: Tensor): Tensor {
   return out;
 }
 
-/** a · b elementwise (same shapes). */
+/** a · b elementwise, with numpy broadcasting (see add). */
 export function mul(a: Tensor, b: Tensor): Tensor {
   const op = "mul";
   checkOperands(op, a, b);
-  checkSame(op, a, b);
+  if (!sameShape(a.shape, b.shape)) return broadcastBinary(op, a, b);
   const out = core.mul(a, b);
   const tape = tapeFor(a, b);
   if (tape) {
@@ -93,13 +93,13 @@ export function mul(a: Tensor, b: Tensor): Tensor {
 }
 
 /**
- * a / b elementwise (same shapes; IEEE: x/0 = ±inf, 0/0 = NaN). Gradients: g / b for a and
- * −g · (a/b) / b for b (from the saved quotient, so a itself is not kept).
+ * a / b elementwise, with numpy broadcasting (see add; IEEE: x/0 = ±inf, 0/0 = NaN). Gradients:
+ * g / b for a and −g · (a/b) / b for b (from the saved quotient, so a itself is not kept).
  */
 export function div(a: Tensor, b: Tensor): Tensor {
   const op = "div";
   checkOperands(op, a, b);
-  checkSame(op, a, b);
+  if (!sameShape(a.shape, b.shape)) return broadcastBinary(op, a, b);
   const out = core.div(a, b);
   const tape = tapeFor(a, b);
   if (tape) {
@@ -167,6 +167,61 @@ function productGrad(x: Tensor, other: Tensor, g: Tensor, sink: GradSink): void 
   if (!dx) return;
   if (dx.accumulate) core.fma(g, other, dx.out, dx.out);
   else core.mul(g, other, dx.out);
+}
+
+type Binary = "add" | "sub" | "mul" | "div";
+
+/**
+ * op(a, b) for shapes that differ but broadcast: both operands are expanded to the broadcast
+ * shape (copies, kept for the backward only where it reads them), the same-shape kernel runs,
+ * and each operand's full-shape gradient is summed back to its own shape (in float64).
+ */
+function broadcastBinary(op: Binary, a: Tensor, b: Tensor): Tensor {
+  const shape = broadcastShapes(op, [a.shape, b.shape], ["a", "b"]);
+  const ae = expandTo(a, shape);
+  const be = expandTo(b, shape);
+  const out = { add: core.add, sub: core.sub, mul: core.mul, div: core.div }[op](ae, be);
+  const made = [ae, be].filter((t) => t !== a && t !== b);
+  const tape = tapeFor(a, b);
+  if (!tape) {
+    for (const t of made) t.dispose();
+    return out;
+  }
+  // d/da and d/db of op, each written into a tensor of the broadcast shape.
+  const full: Record<Binary, [(g: Tensor, o: Tensor) => void, (g: Tensor, o: Tensor) => void]> = {
+    add: [(g, o) => core.scale(g, 1, o), (g, o) => core.scale(g, 1, o)],
+    sub: [(g, o) => core.scale(g, 1, o), (g, o) => core.scale(g, -1, o)],
+    mul: [(g, o) => core.mul(g, be, o), (g, o) => core.mul(g, ae, o)],
+    div: [
+      (g, o) => core.div(g, be, o),
+      (g, o) => {
+        core.mul(g, out, o);
+        core.div(o, be, o);
+        core.scale(o, -1, o);
+      },
+    ],
+  };
+  const saves = op === "mul" ? [ae, be] : op === "div" ? [be, out] : [];
+  tape.record(
+    out,
+    (g, sink) => {
+      for (const [x, grad] of [
+        [a, full[op][0]],
+        [b, full[op][1]],
+      ] as const) {
+        sink.assign(x, (dx) => {
+          if (sameShape(x.shape, shape)) return grad(g, dx);
+          const f = new Tensor(shape, g.dtype);
+          grad(g, f);
+          sumTo(f, dx);
+          f.dispose();
+        });
+      }
+    },
+    saves,
+    made,
+  );
+  return out;
 }
 
 function checkOperands(op: string, a: Tensor, b: Tensor): void {
