@@ -6,12 +6,12 @@ import type { Tensor } from "../core/tensor.ts";
 import { type Tree, treeLeaves } from "../core/tree.ts";
 import { gatherRows } from "../data/gather.ts";
 import type { MnistSplit } from "../data/mnist.ts";
+import { lineChart } from "../fit/chart.ts";
 import type { EpochRecord } from "../fit/trainEpochs.ts";
 import type { Mlp } from "../nn/mlp.ts";
 import { PRECISIONS } from "../precision/policy.ts";
 import { STRATEGY_NAMES } from "../strategy/names.ts";
 import type { FlagSpec, Flags } from "./args.ts";
-import { lineChart } from "./chart.ts";
 
 // What the one-device demo (demo.ts) and the distributed one (demo-distributed.ts) share.
 

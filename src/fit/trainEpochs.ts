@@ -27,10 +27,13 @@ export interface TrainEpochsOptions<B> {
   state: TrainState;
   epochs: number;
   /** The batches of an epoch (1-based epoch numbers), each made when needed and freed after its step. */
-  batches: (epoch: number) => { count: number; get: (i: number) => B; size: (b: B) => number };
-  /** Metrics after each epoch (e.g. test accuracy); not timed as training. */
-  evaluate?: (state: TrainState) => Record<string, number>;
-  onStep?: (e: StepEvent) => void;
+  batches: (epoch: number) => { count: number; get: (i: number) => B; size: (b: B, i: number) => number };
+  /** Metrics after each epoch (e.g. test accuracy; awaited, so it may use collectives); not timed as training. */
+  evaluate?: (state: TrainState, epoch: number) => Record<string, number> | Promise<Record<string, number>>;
+  /** After each step (awaited). */
+  onStep?: (e: StepEvent) => void | Promise<void>;
+  /** After each epoch's record is printed (awaited): returning true ends the run after this epoch. */
+  afterEpoch?: (record: EpochRecord, state: TrainState) => boolean | undefined | Promise<boolean | undefined>;
   /** "bar" on a TTY, "lines" otherwise, "none" for --json; default "none". */
   progress?: ProgressMode;
   progressTo?: ProgressSink;
@@ -43,14 +46,16 @@ const TRAIN_EPOCHS_OPTIONS = [
   "batches",
   "evaluate",
   "onStep",
+  "afterEpoch",
   "progress",
   "progressTo",
 ] as const;
 
 /**
  * Runs the training loop: each batch is made inside a scope (its tensors freed after the step),
- * stepped through the trainer, reported to `onStep`; after each epoch, `evaluate` runs and the
- * epoch's record is kept. Returns the final state and the history.
+ * stepped through the trainer, reported to `onStep`; after each epoch, `evaluate` runs, the
+ * epoch's record is kept and printed, and `afterEpoch` may end the run. Returns the final state
+ * and the history. `fit` builds on it (validation, synced metrics, callbacks).
  */
 export async function trainEpochs<B>(
   options: TrainEpochsOptions<B>,
@@ -71,16 +76,16 @@ export async function trainEpochs<B>(
         const batch = get(i);
         const r = await opts.trainer(state, batch);
         state = r.state;
-        return { out: r.out, n: size(batch) };
+        return { out: r.out, n: size(batch, i) };
       });
       seconds += (performance.now() - t0) / 1000;
       lossSum += out.loss * n;
       samples += n;
       if (out.skip) skipped++;
-      opts.onStep?.({ epoch, batch: i, out });
+      await opts.onStep?.({ epoch, batch: i, out });
       progress.step(epoch, i + 1, count, out.loss);
     }
-    const metrics = opts.evaluate?.(state) ?? {};
+    const metrics = (await opts.evaluate?.(state, epoch)) ?? {};
     const record = { epoch, loss: lossSum / Math.max(samples, 1), samples, seconds, skipped, metrics };
     history.push(record);
     const extra = Object.entries(metrics).map(([k, v]) => `${k} ${v.toFixed(4)}`);
@@ -88,6 +93,7 @@ export async function trainEpochs<B>(
       epoch,
       [`loss ${record.loss.toFixed(4)}`, ...extra, `${(samples / seconds).toFixed(0)} samples/s`].join("  "),
     );
+    if (await opts.afterEpoch?.(record, state)) break;
   }
   return { state, history };
 }

@@ -8,7 +8,8 @@ const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd"];
 
 /**
  * A self-contained SVG with one panel per group of series (each panel scaled to its own y range),
- * x axis = step index starting at 1. No dependencies: the demo writes it next to its metrics.
+ * x axis = step index starting at 1. No dependencies: the demo writes it next to its metrics, and
+ * fit's chartLogger after every epoch.
  */
 export function lineChart(title: string, panels: { label: string; series: Series[] }[]): string {
   const w = 420;
