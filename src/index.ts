@@ -2,11 +2,14 @@
 // sum, ...); the raw kernels behind them, with out buffers and JS-number reductions, are `core.*`.
 
 export { type BlasStatus, blasStatus } from "../ffi/blas.ts";
+export { CudaError } from "../ffi/cuda/errors.ts";
+export * as cuda from "../ffi/cuda/index.ts";
 export * from "./checkpoint/index.ts";
 export { type EnvReport, envReport } from "./cli/env.ts";
 export * from "./comm/index.ts";
 export { Arena } from "./core/arena.ts";
 export { fromBF16, fromF16, toBF16, toF16 } from "./core/cast.ts";
+export { type CudaDevice, CudaTensor, type Device } from "./core/device.ts";
 export { DTYPES, type DType } from "./core/dtype.ts";
 export { full, ones } from "./core/fill.ts";
 export type { GemmOptions } from "./core/gemm.ts";

@@ -1,3 +1,4 @@
+import { type CudaDevice, type CudaTensor, parseDevice, refuseDevice, toDevice } from "./device.ts";
 import { type AnyTypedArray, arrayTypeOf, bytesOf, checkDType, DTYPES, type DType } from "./dtype.ts";
 import { checkOptions } from "./options.ts";
 import { runtime } from "./runtime.ts";
@@ -25,7 +26,10 @@ export const shapeStr = (s: Shape) => `[${s.join(", ")}]`;
  * argument and what came instead (every op, kernel and collective calls it).
  */
 export function checkTensor(op: string, arg: string, x: unknown): Tensor {
-  if (!(x instanceof Tensor)) throw new TypeError(`plait: ${op}: argument ${arg} must be a Tensor, got ${typeName(x)}`);
+  if (!(x instanceof Tensor)) {
+    refuseDevice(op, arg, x); // a CudaTensor: the error names both devices
+    throw new TypeError(`plait: ${op}: argument ${arg} must be a Tensor, got ${typeName(x)}`);
+  }
   if (x.disposed) throw new Error(`plait: ${op}: argument ${arg} (${x.describe()}) was used after dispose()`);
   return x;
 }
@@ -74,6 +78,19 @@ export class Tensor {
 
   get ndim(): number {
     return this.shape.length;
+  }
+
+  /** Where the elements live: always "cpu" for a Tensor (see CudaTensor for "cuda:N"). */
+  get device(): "cpu" {
+    return "cpu";
+  }
+
+  /** A copy on `device`: "cuda:N" gives a CudaTensor (src/core/device.ts), "cpu" a new Tensor. */
+  to(device: "cpu"): Tensor;
+  to(device: CudaDevice | "cuda"): CudaTensor;
+  to(device: string): Tensor | CudaTensor;
+  to(device: string): Tensor | CudaTensor {
+    return toDevice(this, device);
   }
 
   /** A live view of the elements (f16/bf16 as raw 16-bit patterns). Valid until dispose. */
@@ -150,7 +167,35 @@ function dtypeFromData(data: ArrayBufferView): DType {
  * array is refused. Values are converted to `dtype` (for f16 and bf16, numbers are rounded to
  * nearest even, while a Uint16Array is taken as bit patterns).
  */
-export function tensor(data: AnyTypedArray | NestedNumbers, shape?: Shape, opts?: TensorOptions): Tensor {
+export function tensor(data: AnyTypedArray | NestedNumbers, shape?: Shape, opts?: TensorOptions): Tensor;
+/** With `{ device: "cuda:N" }` the tensor is made on the host and copied to that device. */
+export function tensor(
+  data: AnyTypedArray | NestedNumbers,
+  shape: Shape | undefined,
+  opts: TensorOptions & { device: CudaDevice | "cuda" },
+): CudaTensor;
+export function tensor(
+  data: AnyTypedArray | NestedNumbers,
+  shape: Shape | undefined,
+  opts: TensorOptions & { device: string },
+): Tensor | CudaTensor;
+export function tensor(
+  data: AnyTypedArray | NestedNumbers,
+  shape?: Shape,
+  opts?: TensorOptions & { device?: string },
+): Tensor | CudaTensor {
+  if (opts !== null && typeof opts === "object" && "device" in opts) {
+    const { device, ...rest } = opts;
+    if (device === undefined) return tensor(data, shape, rest);
+    const target = parseDevice(device, "tensor() option device");
+    const host = tensor(data, shape, rest);
+    if (target.kind === "cpu") return host;
+    try {
+      return toDevice(host, device);
+    } finally {
+      host.dispose();
+    }
+  }
   const view = ArrayBuffer.isView(data);
   if (view && (data instanceof DataView || data instanceof BigInt64Array || data instanceof BigUint64Array)) {
     throw new TypeError(

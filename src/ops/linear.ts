@@ -1,9 +1,11 @@
 import { blasFor } from "../../ffi/blas.ts";
 import { type HalfDType, isHalf, toDType } from "../core/castInto.ts";
+import type { CudaTensor } from "../core/device.ts";
 import * as gemm from "../core/gemm.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { colSums } from "./broadcast.ts";
 import { checkInput } from "./check.ts";
+import { type DeviceMatmulOptions, deviceMatmul, onDevice } from "./cuda.ts";
 import { type GradSink, tapeFor } from "./tape.ts";
 
 export interface MatmulOptions {
@@ -30,7 +32,19 @@ export interface MatmulOptions {
  * rounds G to the half dtype (where an f16 overflow turns into inf: what a loss scaler
  * watches for) and writes the f32 gradients of both operands, half ones included.
  */
-export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+export function matmul(a: Tensor, b: Tensor, opts?: MatmulOptions): Tensor;
+/** On a CUDA device (every argument a CudaTensor on one device): cuBLAS, f32 result, no backward yet. */
+export function matmul(a: CudaTensor, b: CudaTensor, opts?: DeviceMatmulOptions): CudaTensor;
+export function matmul(
+  a: Tensor | CudaTensor,
+  b: Tensor | CudaTensor,
+  opts: MatmulOptions | DeviceMatmulOptions = {},
+): Tensor | CudaTensor {
+  if (onDevice(a, b, opts?.bias)) return deviceMatmul(a, b, opts);
+  return cpuMatmul(a as Tensor, b as Tensor, opts as MatmulOptions);
+}
+
+function cpuMatmul(a: Tensor, b: Tensor, opts: MatmulOptions): Tensor {
   checkInput("matmul", "a", a);
   checkInput("matmul", "b", b);
   const { transA = false, transB = false, bias } = opts;
