@@ -3,7 +3,7 @@
 // runtime opens at the first tensor moved to a device. Every op plait runs on a device is queued
 // on that device's stream (`deviceStream`), so work is ordered without host waits; reading back
 // waits for the stream.
-import { registerCudaBackend } from "../../src/core/device.ts";
+import { type CudaBackend, registerCudaBackend } from "../../src/core/device.ts";
 import {
   free,
   malloc,
@@ -38,7 +38,8 @@ export function synchronizeDevice(index: number): void {
   streamSynchronize(deviceStream(index), `waiting for cuda:${index}`);
 }
 
-registerCudaBackend({
+/** The runtime-API backend of CudaTensor (registered below; tests swap in a fake and restore it). */
+export const cudaBackend: CudaBackend = {
   alloc(index, bytes, context) {
     setDevice(index, `${context} (selecting cuda:${index})`);
     return malloc(bytes, `${context} on cuda:${index}`);
@@ -60,4 +61,6 @@ registerCudaBackend({
   copy(index, dst, src, bytes) {
     memcpyDtoD(dst, src, bytes, deviceStream(index));
   },
-});
+};
+
+registerCudaBackend(cudaBackend);
