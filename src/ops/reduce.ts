@@ -2,16 +2,23 @@ import * as core from "../core/reduce.ts";
 import { shapeStr, type Tensor } from "../core/tensor.ts";
 import { checkDTypeIn, checkInput } from "./check.ts";
 import { as } from "./kernels.ts";
+import { type Axes, maxAxis, meanAxis, sumAxis } from "./reduceAxis.ts";
 import { readScalar, scalar } from "./scalar.ts";
 import { tapeFor } from "./tape.ts";
 
-/** Σ of all elements, as a scalar tensor of x's dtype. */
-export function sum(x: Tensor): Tensor {
+/**
+ * Σ of all elements, as a scalar tensor of x's dtype (the SIMD kernels); or, given `axis` (one
+ * axis or several, negative from the end) or `keepDims`, Σ along those axes (reduceAxis.ts:
+ * float64 sums), the reduced axes dropped or kept with size 1.
+ */
+export function sum(x: Tensor, axis?: Axes, keepDims = false): Tensor {
+  if (axis !== undefined || keepDims) return sumAxis(x, axis, keepDims);
   return reduceAll("sum", x, 1);
 }
 
-/** Mean of all elements, as a scalar tensor of x's dtype (NaN for an empty x). */
-export function mean(x: Tensor): Tensor {
+/** Mean of all elements, as a scalar tensor of x's dtype (NaN for an empty x); along axes as sum does. */
+export function mean(x: Tensor, axis?: Axes, keepDims = false): Tensor {
+  if (axis !== undefined || keepDims) return meanAxis(x, axis, keepDims);
   return reduceAll("mean", x, x?.size);
 }
 
@@ -54,9 +61,11 @@ export function sumSquares(x: Tensor): Tensor {
  * The largest element, as a scalar tensor of x's dtype; NaN if any element is NaN; throws on
  * an empty x. Gradient (a subgradient where the maximum is tied): all of g goes to the first
  * element (lowest flat index) that attains the maximum, or to the first NaN; the other tied
- * elements get 0.
+ * elements get 0. Given `axis` or `keepDims`, the maximum along those axes, with the same
+ * gradient rule per output element (maxAxis in reduceAxis.ts).
  */
-export function max(x: Tensor): Tensor {
+export function max(x: Tensor, axis?: Axes, keepDims = false): Tensor {
+  if (axis !== undefined || keepDims) return maxAxis(x, axis, keepDims);
   return maxReduce("max", x, false);
 }
 

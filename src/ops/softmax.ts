@@ -1,24 +1,51 @@
 import * as core from "../core/softmax.ts";
 import { shapeStr, Tensor } from "../core/tensor.ts";
 import { asMatrix, checkDTypeIn, checkInput } from "./check.ts";
+import { permute } from "./permute.ts";
+import { normAxis } from "./strided.ts";
 import { tapeFor } from "./tape.ts";
 
-// softmax and log-softmax along the last axis (leading axes are rows), f32 and f64. f32 runs
+// softmax and log-softmax along the last axis (leading axes are rows), f32 and f64; another
+// axis is permuted to the last and back. f32 runs
 // the SIMD kernels; f64 has none and runs a plain loop here. Both backward passes are row
 // loops that read the saved output y (sums in float64):
 //   softmax:    dx_j = y_j · (g_j − Σ_k g_k y_k)
 //   logSoftmax: dx_j = g_j − e^{y_j} · Σ_k g_k
 // A row with NaN or +inf, or only −inf, comes out all NaN (as the kernels do).
 
-/** exp(x − max) / Σ exp(x − max) along the last axis, per row. */
-export function softmax(x: Tensor): Tensor {
-  return rowwise("softmax", x, false);
+/**
+ * exp(x − max) / Σ exp(x − max) along `axis` (default the last; negative counts from the end).
+ * The last axis runs the row kernels; another axis is moved last (permute), done there and
+ * moved back.
+ */
+export function softmax(x: Tensor, axis = -1): Tensor {
+  return alongAxis("softmax", x, axis, false);
 }
 
-/** x − max − ln Σ exp(x − max) along the last axis, per row. */
-export function logSoftmax(x: Tensor): Tensor {
-  return rowwise("logSoftmax", x, true);
+/** x − max − ln Σ exp(x − max) along `axis` (default the last), as softmax. */
+export function logSoftmax(x: Tensor, axis = -1): Tensor {
+  return alongAxis("logSoftmax", x, axis, true);
 }
+
+function alongAxis(op: string, x: Tensor, axis: number, isLog: boolean): Tensor {
+  checkInput(op, "x", x);
+  if (x.ndim === 0 || axis === -1 || axis === x.ndim - 1) return rowwise(op, x, isLog);
+  const k = normAxis(op, axis, x.shape);
+  if (k === x.ndim - 1) return rowwise(op, x, isLog);
+  const order = x.shape.map((_d, i) => i);
+  order.splice(k, 1);
+  order.push(k);
+  const back = x.shape.map((_d, i) => (i < k ? i : i === k ? x.ndim - 1 : i - 1));
+  const moved = permute(x, order);
+  const y = rowwise(op, moved, isLog);
+  const out = permute(y, back);
+  if (!tapeFor(x)) {
+    moved.dispose();
+    y.dispose();
+  }
+  return out;
+}
+
 
 function rowwise(op: string, x: Tensor, isLog: boolean): Tensor {
   checkInput(op, "x", x);
