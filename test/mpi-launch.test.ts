@@ -51,14 +51,14 @@ describe.skipIf(skipMpi())("strategies over MPI processes (mpirun -np 2)", () =>
     const shm = await runRanks(2, args);
     for (const r of mpi) expect(identical(r.params, shm[0].params)).toBe(true);
     expect(mpi.map((r) => r.outs.map((o) => o.loss))).toEqual(shm.map((r) => r.outs.map((o) => o.loss)));
-  });
+  }, 240_000);
 
   it("withHorovod over MPI equals DDP (fusion changes no element's sum)", async () => {
     const mpi = ranksOverMpi(2, 1, { ...ARGS, transforms: [["horovod", {}]] });
     const ddp = await runRanks(2, { ...ARGS, transforms: [["ddp", {}]] });
     for (const r of mpi) expect(maxDiff(r.params, ddp[0].params)).toBeLessThan(1e-6);
     expect(identical(mpi[0].params, mpi[1].params)).toBe(true);
-  });
+  }, 240_000);
 
   it("2 processes × 2 threads: withDDP2 and withDDP equal DDP over 4 threads up to the order of the sums", async () => {
     const ref = await runRanks(4, { ...ARGS, transforms: [["ddp", {}]] });
@@ -69,7 +69,7 @@ describe.skipIf(skipMpi())("strategies over MPI processes (mpirun -np 2)", () =>
         expect(maxDiff(r.params, ref[0].params)).toBeLessThan(1e-5);
       }
     }
-  });
+  }, 240_000);
 
   it("ZeRO-3 and FSDP over MPI (allGather, reduceScatter) equal DDP's params", async () => {
     const ddp = await runRanks(2, { ...ARGS, transforms: [["ddp", {}]] });
@@ -77,7 +77,7 @@ describe.skipIf(skipMpi())("strategies over MPI processes (mpirun -np 2)", () =>
       const mpi = ranksOverMpi(2, 1, { ...ARGS, transforms });
       for (const r of mpi) expect(maxDiff(r.params, ddp[0].params)).toBeLessThan(1e-6);
     }
-  });
+  }, 240_000);
 });
 
 describe.skipIf(skipMpi())("plait demo under mpirun", () => {
@@ -106,7 +106,7 @@ describe.skipIf(skipMpi())("plait demo under mpirun", () => {
     expect(ref).toMatchObject({ environment: "lightning", backend: "shm", worldSize: 2 });
     expect(got.finalLoss).toBe(ref.finalLoss);
     expect(got.testAccuracy).toBe(ref.testAccuracy);
-  });
+  }, 240_000);
 
   it("horovod and ddp2 --devices 2 train (loss falls, accuracy well above chance)", () => {
     for (const flags of [
@@ -122,13 +122,13 @@ describe.skipIf(skipMpi())("plait demo under mpirun", () => {
       expect(got.backend).toBe(flags.includes("--devices") ? "shm+mpi" : "mpi");
       expect(got.testAccuracy).toBeGreaterThan(0.8);
     }
-  });
+  }, 240_000);
 
   it("with no flags, the demo still runs as ranks of the job (never one process training alone per rank)", () => {
     const r = demo(2);
     expect(r.status).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ strategy: "ddp", worldSize: 2, environment: "mpi" });
-  });
+  }, 240_000);
 });
 
 describe.skipIf(skipMpi())("faults and bad input under mpirun", () => {
@@ -145,21 +145,21 @@ describe.skipIf(skipMpi())("faults and bad input under mpirun", () => {
         expect(r.stdout).toContain(`rank ${rank}/${n} main=${rank === 0} sum=${sum},${n}`);
       expect(r.stdout).toContain("all ranks done");
     }
-  });
+  }, 240_000);
 
   it("a rank that throws ends the whole job non-zero within 20 s, naming the rank", () => {
     const r = mpirun(2, [script], { DEVICES: "1", SCENARIO: "throw" }, 60_000);
     expect(r.status).not.toBe(0);
     expect(r.seconds).toBeLessThan(20);
     expect(r.stderr).toContain("plait: rank 1 of 2 processes failed: Error: boom on rank 1");
-  });
+  }, 240_000);
 
   it("a worker thread that throws in a process of 2 threads ends the job, naming its global rank", () => {
     const r = mpirun(2, [script], { DEVICES: "2", SCENARIO: "throw" }, 60_000);
     expect(r.status).not.toBe(0);
     expect(r.seconds).toBeLessThan(20);
     expect(r.stderr).toMatch(/rank 1 failed: Error: boom on rank 1/);
-  });
+  }, 240_000);
 
   it("a stalled rank: the others time out naming it, and the job ends", () => {
     const r = mpirun(2, [script], { DEVICES: "1", SCENARIO: "stall", TIMEOUT_MS: "2000" }, 60_000);
@@ -167,14 +167,14 @@ describe.skipIf(skipMpi())("faults and bad input under mpirun", () => {
     expect(r.seconds).toBeLessThan(20);
     expect(r.stderr).toMatch(/rank 1/);
     expect(r.stderr).toMatch(/timeout|did not/i);
-  });
+  }, 240_000);
 
   it("a stalled thread of another process (global rank 3 of 2 × 2) is named by its global rank", () => {
     const r = mpirun(2, [script], { DEVICES: "2", SCENARIO: "stall", STALL_RANK: "3", TIMEOUT_MS: "2000" }, 60_000);
     expect(r.status).not.toBe(0);
     expect(r.seconds).toBeLessThan(20);
     expect(r.stderr).toMatch(/rank 3 \(process 1, thread 1\)|rank 3 did not/);
-  });
+  }, 240_000);
 
   it("processes that disagree on devices, and a WORLD_SIZE that is not processes × devices, are refused", () => {
     const r = mpirun(2, [fixture("mpi-devices.mjs")], {}, 60_000);
@@ -183,7 +183,7 @@ describe.skipIf(skipMpi())("faults and bad input under mpirun", () => {
     const w = mpirun(2, [script], { DEVICES: "2", WORLD_SIZE: "2" }, 60_000);
     expect(w.status).not.toBe(0);
     expect(w.stderr).toContain('WORLD_SIZE is "2", but the world is 2 processes × 2 devices = 4 ranks');
-  });
+  }, 240_000);
 });
 
 describe("processes started without MPI", () => {
@@ -206,7 +206,7 @@ describe("processes started without MPI", () => {
       expect(r.stderr).toContain("not by an MPI launcher; across processes plait's CPU collectives run on MPI");
       expect(r.stderr).toContain("mpirun -np N");
     }
-  });
+  }, 240_000);
 
   it("srun without --mpi names the flag to add", () => {
     const r = run({
@@ -221,7 +221,7 @@ describe("processes started without MPI", () => {
     });
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain("srun started them without an MPI plugin: add --mpi=pmix");
-  });
+  }, 240_000);
 
   it("an MPI launcher's variables with no usable MPI: the error names what was tried and how to install it", () => {
     const ompi = { OMPI_COMM_WORLD_SIZE: "2", OMPI_COMM_WORLD_RANK: "0", OMPI_COMM_WORLD_LOCAL_RANK: "0" };
@@ -232,5 +232,5 @@ describe("processes started without MPI", () => {
     const notMpi = run({ ...ompi, PLAIT_MPI: "libc.so.6" });
     expect(notMpi.status).not.toBe(0);
     expect(notMpi.stderr).toMatch(/libc\.so\.6 \(PLAIT_MPI\): loads, but lacks symbols MPI_Init_thread/);
-  });
+  }, 240_000);
 });

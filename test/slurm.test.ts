@@ -56,7 +56,7 @@ describe.skipIf(skipSlurm())("detectEnvironment under a real SLURM", () => {
   it("SLURM is up (sinfo shows a node that takes jobs, srun has pmix)", () => {
     const missing = slurmMissing();
     if (missing !== undefined) throw new Error(`no SLURM up: ${missing}\nbring one up with: ${SLURM_INSTALL}`);
-  });
+  }, 240_000);
 
   it("srun --mpi=pmix -N 1 --ntasks-per-node=2: each task detects slurm with its own ranks", () => {
     const tasks = srun(["--mpi=pmix", "--job-name=plait-slurm-test", "-N", "1", "--ntasks-per-node=2"]);
@@ -87,7 +87,7 @@ describe.skipIf(skipSlurm())("detectEnvironment under a real SLURM", () => {
     }
     expect(tasks.map((t) => t.detected?.localRank).sort()).toEqual([0, 1]);
     expect(tasks.map((t) => t.detected?.nodeRank)).toEqual([0, 0]);
-  });
+  }, 240_000);
 
   it("srun -n 2 (no --ntasks-per-node): each task gets the error that names --ntasks-per-node", () => {
     const tasks = srun(["--job-name=plait-slurm-test", "-N", "1", "-n", "2"]);
@@ -101,7 +101,7 @@ describe.skipIf(skipSlurm())("detectEnvironment under a real SLURM", () => {
       expect(error?.message).toMatch(/SLURM_NTASKS is 2 but SLURM_NTASKS_PER_NODE is not set/);
       expect(error?.message).toMatch(/--ntasks-per-node=2/);
     }
-  });
+  }, 240_000);
 
   it("a job named bash is an interactive session, not a SLURM job to take ranks from", () => {
     const tasks = srun(["--job-name=bash", "-N", "1", "--ntasks-per-node=2"]);
@@ -110,7 +110,7 @@ describe.skipIf(skipSlurm())("detectEnvironment under a real SLURM", () => {
       expect(slurm.SLURM_JOB_NAME).toBe("bash");
       expect(detected?.name).toBe("lightning");
     }
-  });
+  }, 240_000);
 });
 
 describe.skipIf(skipSlurm())("training under a real srun (--mpi=pmix: each task an MPI rank)", () => {
@@ -130,7 +130,7 @@ describe.skipIf(skipSlurm())("training under a real srun (--mpi=pmix: each task 
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  });
+  }, 240_000);
 
   it("plait demo: rank 0 alone reports, with environment slurm, as 2 threads train", () => {
     const out = mkdtempSync(join(tmpdir(), "plait-slurm-demo-"));
@@ -151,5 +151,5 @@ describe.skipIf(skipSlurm())("training under a real srun (--mpi=pmix: each task 
     } finally {
       rmSync(out, { recursive: true, force: true });
     }
-  });
+  }, 240_000);
 });
