@@ -27,6 +27,8 @@ interface Koffi {
     symbol(name: string): unknown;
   };
   address(value: unknown): bigint;
+  struct(name: string, fields: Record<string, unknown>): unknown;
+  array(type: string, length: number): unknown;
   version?: string;
 }
 
@@ -120,6 +122,24 @@ export function openNative(path: string, options: { global?: boolean } = {}): Na
       }
     },
   };
+}
+
+const opaque = new Map<string, number>();
+
+/**
+ * Declares `struct name { uint8_t bytes[size]; }` once per process, so that prototypes can take
+ * it by value under `name` (NCCL's 128-byte ncclUniqueId); a value is passed as
+ * `{ bytes: Uint8Array }`. Declaring a name again with another size throws.
+ */
+export function declareOpaqueStruct(name: string, size: number): void {
+  const known = opaque.get(name);
+  if (known === size) return;
+  if (known !== undefined)
+    throw new Error(`plait: struct ${name} is declared already with ${known} bytes, not ${size}`);
+  const unavailable = ffiUnavailable();
+  if (unavailable) throw new Error(unavailable);
+  koffi!.struct(name, { bytes: koffi!.array("uint8_t", size) });
+  opaque.set(name, size);
 }
 
 /** The address koffi passes for a typed array or buffer (tests check zero copy with it). */
