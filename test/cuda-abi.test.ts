@@ -45,7 +45,7 @@ const scalarOf = (c: string) =>
   ["int", "unsigned int", "size_t", "float"].includes(c) ? c : INT_TYPES.has(c) ? "int" : undefined;
 
 /** Why koffi type `k` cannot stand for C type `c` in a call, or undefined when it can. */
-export function mismatch(k: string, c: string): string | undefined {
+function mismatch(k: string, c: string): string | undefined {
   const out = k.startsWith("_Out_ ");
   const kt = normalize(k.replace(/^_Out_ /, ""));
   if (out) {
