@@ -185,8 +185,8 @@ describe("CudaTensor over a fake device", () => {
   it("valueAndGrad refuses device params (no backward on a device yet) instead of leaving them without a gradient", () => {
     const w = tensor([[1]], undefined, { device: "cuda:0" });
     const x = tensor([[2]], undefined, { device: "cuda:0" });
-    const loss = (p: { w: CudaTensor }) => matmul(x, p.w) as never;
-    expect(() => valueAndGrad(loss)({ w } as never)).toThrow(/tree\.w is not a tensor/);
+    const loss = (p: unknown) => matmul(x, (p as { w: CudaTensor }).w) as never;
+    expect(() => valueAndGrad(loss)({ w } as never, undefined)).toThrow(/tree\.w is not a tensor/);
     w.dispose();
     x.dispose();
   });
