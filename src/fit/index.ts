@@ -16,6 +16,14 @@ export {
   type ValidateLoader,
 } from "./fit.ts";
 export {
+  LIGHTNING_STRATEGIES,
+  type LightningPrecision,
+  type LightningStrategy,
+  type Setup,
+  type SetupOptions,
+  setup,
+} from "./lightning.ts";
+export {
   type ChartLoggerOptions,
   type CsvLoggerOptions,
   chartLogger,
