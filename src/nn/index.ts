@@ -8,4 +8,15 @@ export {
   xavierUniform,
   zerosInit,
 } from "./init.ts";
+export type { ApplyOptions, Conv2dLayerOptions, Layer } from "./layers.ts";
+export * as layers from "./layers.ts";
 export { type Activation, type Mlp, type MlpOptions, type MlpParams, mlp } from "./mlp.ts";
+export {
+  type CnnOptions,
+  cnn,
+  type Sequential,
+  type SequentialOptions,
+  type SequentialParams,
+  sequential,
+  summary,
+} from "./sequential.ts";

@@ -1,4 +1,5 @@
 export { type AccumulationState, withAccumulation } from "./accumulate.ts";
+export { BUFFERS_KEY, valueAndGradWithBuffers } from "./buffers.ts";
 export { type ClipOptions, withGradClip } from "./clip.ts";
 export {
   type Ctx,
