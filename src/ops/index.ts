@@ -24,5 +24,5 @@ export { slice } from "./slice.ts";
 export { logSoftmax, softmax } from "./softmax.ts";
 export type { Backward, GradBuffer, GradSink } from "./tape.ts";
 export { exp, log } from "./unary.ts";
-export { maskedFill, where } from "./where.ts";
 export { type GradContext, type LossAndGrads, valueAndGrad } from "./valueAndGrad.ts";
+export { maskedFill, where } from "./where.ts";
