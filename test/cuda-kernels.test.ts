@@ -12,7 +12,6 @@ import { gridFor, KERNELS, launchKernel, packParams, paramLayout, ptxSource } fr
 import { CUDA_DRIVER_SPEC } from "../ffi/cuda.ts";
 import { libraryMode, openLibrary } from "../ffi/find.ts";
 import { addressOf } from "../ffi/native.ts";
-// @ts-expect-error: a plain .mjs script without types
 import { NVCC_FLAGS, nvccPath } from "../scripts/build-cuda.mjs";
 
 const dir = new URL("../ffi/cuda/kernels/", import.meta.url).pathname;
