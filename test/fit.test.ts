@@ -275,6 +275,17 @@ describe("fit", () => {
       ...quiet,
     });
     expect(second.stopped?.epoch).toBe(1);
+    await expect(runFit({ ...t, state: {} as never, epochs: 1, ...quiet })).rejects.toThrow(
+      "plait: fit: option state must be a TrainState (from await trainer.init(params))",
+    );
+    const half = loader(arrayDataset([1, 2, 3, 4]), { batchSize: 1, rank: 0, worldSize: 2 });
+    await expect(runFit({ ...t, train: half, epochs: 1, ...quiet })).rejects.toThrow(
+      "plait: fit: the train loader is sharded as rank 0 of 2, but this is rank 0 of 1: make it with loader(dataset, { rank, worldSize, ... }) from the rank's ctx (under withDP, rank 0 takes whole batches: rank 0 of 1)",
+    );
+    const tensorMetric = { data: t.train, metrics: (_p: Tree, b: Tensor) => ({ m: b as unknown as number }) };
+    await expect(runFit({ ...t, validate: tensorMetric, epochs: 1, ...quiet })).rejects.toThrow(
+      "plait: fit: validate.metrics returned m: object for batch 0; each metric must be a number (e.g. t.toArray()[0])",
+    );
     await expect(runFit({ ...t, epochs: 0, ...quiet })).rejects.toThrow(
       "plait: fit: option epochs must be an integer ≥ 1, got 0",
     );

@@ -106,6 +106,10 @@ export async function fit<B, V = unknown>(options: FitOptions<B, V>): Promise<Fi
   if (!Number.isSafeInteger(epochs) || epochs < 1) {
     throw new RangeError(`plait: ${OP}: option epochs must be an integer ≥ 1, got ${String(epochs)}`);
   }
+  const st = opts.state as Partial<TrainState> | undefined;
+  if (st === null || typeof st !== "object" || typeof st.opt?.step !== "number") {
+    throw new TypeError(`plait: ${OP}: option state must be a TrainState (from await trainer.init(params))`);
+  }
   const batchesOf = trainBatches(opts.train);
   const callbacks = checkCallbacks(opts.callbacks ?? []);
   const comm = opts.comm ?? localComm();
@@ -122,6 +126,7 @@ export async function fit<B, V = unknown>(options: FitOptions<B, V>): Promise<Fi
     return { state: opts.state, history: [], callbackStates: callbacks.map((c) => c.init()) };
   }
   const sync = dp ? localComm() : comm;
+  checkShard(opts.train, sync);
   const states = opts.callbackStates ? [...opts.callbackStates] : callbacks.map((c) => c.init());
   if (states.length !== callbacks.length) {
     throw new RangeError(
@@ -227,6 +232,20 @@ function trainBatches<B>(train: FitOptions<B>["train"]): (epoch: number) => Epoc
   );
 }
 
+/**
+ * A DataLoader must be sharded for this rank of this world: one that is not (most often, one
+ * made without rank and worldSize) would train every rank on the same samples. Pass a function
+ * `(epoch) => loader.epoch(epoch)` to shard another way.
+ */
+function checkShard<B>(train: FitOptions<B>["train"], comm: Comm): void {
+  const b = (train as { batcher?: { rank: number; worldSize: number } }).batcher;
+  if (b && (b.rank !== comm.rank || b.worldSize !== comm.worldSize)) {
+    throw new RangeError(
+      `plait: ${OP}: the train loader is sharded as rank ${b.rank} of ${b.worldSize}, but this is rank ${comm.rank} of ${comm.worldSize}: make it with loader(dataset, { rank, worldSize, ... }) from the rank's ctx${comm.worldSize === 1 ? " (under withDP, rank 0 takes whole batches: rank 0 of 1)" : ""}`,
+    );
+  }
+}
+
 function checkCallbacks(callbacks: readonly Callback<any>[]): readonly Callback<any>[] {
   if (!Array.isArray(callbacks)) throw new TypeError(`plait: ${OP}: option callbacks must be an array of callbacks`);
   for (const [i, c] of callbacks.entries()) {
@@ -254,6 +273,11 @@ function runValidation<V>(v: ValidateLoader<V>, epoch: number, params: Tree, log
       const batch = e.get(i);
       const n = e.size(batch, i);
       for (const [name, value] of Object.entries(v.metrics(params, batch))) {
+        if (typeof value !== "number") {
+          throw new TypeError(
+            `plait: ${OP}: validate.metrics returned ${name}: ${value === null ? "null" : typeof value} for batch ${i}; each metric must be a number (e.g. t.toArray()[0])`,
+          );
+        }
         sums.set(name, (sums.get(name) ?? 0) + value * n);
       }
       samples += n;
