@@ -7,4 +7,18 @@ export { type CublasGemmArgs, type CudaGemmOptions, cublasHandle, cudaMatmul, ge
 export { deviceName, loadModule, moduleFunction, useDevice } from "./driver.ts";
 export { CudaError } from "./errors.ts";
 export { gridFor, KERNELS, kernelFunction, launchKernel, packParams, paramLayout, ptxSource } from "./kernels.ts";
+export {
+  type AdamOnOptions,
+  adamOn,
+  addOn,
+  castOn,
+  finiteFlag,
+  mulOn,
+  reluBackwardOn,
+  reluOn,
+  type SgdOnOptions,
+  sgdOn,
+  softmaxXentOn,
+  unscaleOn,
+} from "./ops.ts";
 export * from "./runtime.ts";
