@@ -3,6 +3,7 @@ import { Rng } from "../src/data/rng.ts";
 import { scope, type Tensor, tensor } from "../src/index.ts";
 import { mul } from "../src/ops/arith.ts";
 import { bmm } from "../src/ops/bmm.ts";
+import { matmul } from "../src/ops/linear.ts";
 import { sum } from "../src/ops/reduce.ts";
 import { expectClose, gradCheck, randTensor } from "./ops-gradcheck.ts";
 
@@ -95,6 +96,20 @@ describe("bmm", () => {
       }
     }
   });
+
+  it("matmul with a 3-D operand is bmm; a bias there is refused", () =>
+    scope(() => {
+      const a = randTensor(rng, [2, 3, 4]);
+      const b = randTensor(rng, [4, 5]);
+      expect(matmul(a, b).toArray()).toEqual(bmm(a, b).toArray());
+      const w = randTensor(rng, [2, 3, 5]);
+      gradCheck({ a: randTensor(rng, [2, 3, 4]), b: randTensor(rng, [2, 5, 4]) }, (p) =>
+        sum(mul(matmul(p.a, p.b, { transB: true }), w)),
+      );
+      expect(() => matmul(a, b, { bias: randTensor(rng, [5]) })).toThrow(
+        "plait: matmul: option bias is for 2-D products; add it after a batched one",
+      );
+    }));
 
   it("an operand used twice (a · aᵀ) gets both gradient terms", () =>
     scope(() => {

@@ -3,6 +3,7 @@ import { type HalfDType, isHalf, toDType } from "../core/castInto.ts";
 import type { CudaTensor } from "../core/device.ts";
 import * as gemm from "../core/gemm.ts";
 import type { Tensor } from "../core/tensor.ts";
+import { bmm } from "./bmm.ts";
 import { colSums } from "./broadcast.ts";
 import { checkInput } from "./check.ts";
 import { type DeviceMatmulOptions, deviceMatmul, onDevice } from "./cuda.ts";
@@ -18,7 +19,9 @@ export interface MatmulOptions {
 }
 
 /**
- * C = op(a) · op(b) (+ bias), op(x) = xᵀ where asked. For G = dL/dC:
+ * C = op(a) · op(b) (+ bias), op(x) = xᵀ where asked. An operand with more than 2 axes makes it
+ * the batched product `bmm` (bmm.ts: [...batch, m, k] × [...batch, k, n], or a 2-D operand
+ * shared over the batch). For G = dL/dC:
  *   d op(a) = G · op(b)ᵀ,  d op(b) = op(a)ᵀ · G,  d bias = column sums of G,
  * each computed by the GEMM with the transposes folded into its layout flags and added into
  * the gradient buffer in place (the GEMM's accumulate mode) when one already exists.
@@ -49,6 +52,11 @@ function cpuMatmul(a: Tensor, b: Tensor, opts: MatmulOptions): Tensor {
   checkInput("matmul", "b", b);
   const { transA = false, transB = false, bias } = opts;
   if (bias !== undefined) checkInput("matmul", "bias", bias);
+  if (a.ndim > 2 || b.ndim > 2) {
+    if (bias !== undefined)
+      throw new RangeError("plait: matmul: option bias is for 2-D products; add it after a batched one");
+    return bmm(a, b, { transA, transB });
+  }
   const half = halfOperands(a, b);
   if (half !== undefined) return halfMatmul(a, b, transA, transB, bias, half);
   const out = product(a, b, { transA, transB, bias });
