@@ -180,10 +180,10 @@ describe.skipIf(!gpu)(`on cuda:0${why}`, () => {
     const wants = [
       [...a0].map((x, i) => Math.fround(x + b0[i])),
       [...a0].map((x, i) => Math.fround(x * b0[i])),
-      [...a0].map((x) => (x > 0 ? x : 0)),
+      [...a0].map((x) => Math.max(x, 0)),
       [...a0].map((x, i) => (x > 0 ? b0[i] : 0)),
     ];
-    outs.forEach((o, i) => expect(o.toArray()).toEqual(wants[i]));
+    for (const [i, o] of outs.entries()) expect(o.toArray()).toEqual(wants[i]);
     for (const t of [a, b, ...outs]) t.dispose();
   });
 
@@ -201,7 +201,7 @@ describe.skipIf(!gpu)(`on cuda:0${why}`, () => {
       const mx = Math.max(...row);
       const s = row.reduce((acc, v) => acc + Math.exp(v - mx), 0);
       wantLoss.push(Math.log(s) + mx - row[labels[r]]);
-      row.forEach((v, c) => wantGrad.push((Math.exp(v - mx) / s - (c === labels[r] ? 1 : 0)) / rows));
+      for (const [c, v] of row.entries()) wantGrad.push((Math.exp(v - mx) / s - (c === labels[r] ? 1 : 0)) / rows);
     }
     close(loss.toArray(), wantLoss, 1e-5);
     close(dlogits.toArray(), wantGrad, 1e-6);
