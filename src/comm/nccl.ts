@@ -66,7 +66,18 @@ const BUSY_MS = 50;
 /** The store key a failing rank sets; every rank of a communicator reads it. */
 const FAULT_KEY = "plait/nccl/fault";
 
-const INIT_OPTIONS = ["rank", "worldSize", "device", "id", "timeoutMs", "stream", "alloc", "library", "store"] as const;
+const INIT_OPTIONS = [
+  "rank",
+  "worldSize",
+  "device",
+  "id",
+  "timeoutMs",
+  "stream",
+  "alloc",
+  "library",
+  "store",
+  "closeStore",
+] as const;
 const BOOT_OPTIONS = ["rank", "worldSize", "device", "via", "timeoutMs", "stream", "alloc", "library", "key"] as const;
 
 export interface NcclInitOptions {
@@ -88,11 +99,13 @@ export interface NcclInitOptions {
   alloc?: DeviceAllocator;
   /** The NCCL library: a path or soname, "auto" or "off" (default: PLAIT_NCCL, else auto). */
   library?: string;
-  /** A TCP store shared by the ranks: fault notices go through it; closed by destroy(). */
+  /** A TCP store shared by the ranks: a failing rank posts a notice there that its peers read. */
   store?: TcpStore;
+  /** Close `store` in destroy() (bootstrap sets it for the store it opened itself). */
+  closeStore?: boolean;
 }
 
-export interface NcclBootstrapOptions extends Omit<NcclInitOptions, "id" | "store"> {
+export interface NcclBootstrapOptions extends Omit<NcclInitOptions, "id" | "store" | "closeStore"> {
   /**
    * How the unique id reaches every rank: a Comm that already connects them (ShmComm,
    * MpiComm, HierComm: rank 0's id is broadcast over it), a TcpStore, or "env" (the default):
@@ -174,6 +187,9 @@ export class NcclComm implements Comm {
   private readonly timeoutMs: number;
   private readonly alloc: DeviceAllocator | undefined;
   private readonly store: TcpStore | undefined;
+  private readonly closeStore: boolean;
+  /** The store key of this communicator's fault notice: one per unique id. */
+  private readonly faultKey: string;
   private seq = 0;
   private queue: Promise<unknown> = Promise.resolve();
   private broken: CommError | undefined;
@@ -203,6 +219,8 @@ export class NcclComm implements Comm {
     this.timeoutMs = timeoutMs;
     this.alloc = o.alloc;
     this.store = o.store;
+    this.closeStore = o.closeStore === true;
+    this.faultKey = `${FAULT_KEY}/${Array.from(o.id.subarray(0, 16), (b) => b.toString(16).padStart(2, "0")).join("")}`;
   }
 
   /**
@@ -235,7 +253,7 @@ export class NcclComm implements Comm {
       const id = await shareUniqueId(source, { key, timeoutMs, make: () => ncclUniqueId(loadNccl(o.library)) });
       if (store) await store.arrive(`${key}/init`, { timeoutMs });
       const { via: _v, key: _k, ...rest } = o;
-      return await NcclComm.init({ ...rest, id, ...(store && owned ? { store } : {}) });
+      return await NcclComm.init({ ...rest, id, ...(store ? { store, closeStore: owned } : {}) });
     } catch (e) {
       if (owned) await store?.close({ graceMs: 0 });
       throw e;
@@ -480,7 +498,7 @@ export class NcclComm implements Comm {
     cuda.fn.cudaFree(this.scratch);
     cuda.fn.cudaEventDestroy(this.event);
     if (this.ownStream) cuda.fn.cudaStreamDestroy(this.stream);
-    await this.store?.close();
+    if (this.closeStore) await this.store?.close();
   }
 
   /** Aborts the communicator now (ncclCommAbort): pending and later collectives reject. */
@@ -595,7 +613,7 @@ export class NcclComm implements Comm {
     this.nextNoticePoll = now + NOTICE_POLL_MS;
     let notice: Uint8Array | undefined;
     try {
-      notice = await this.store.tryGet(FAULT_KEY);
+      notice = await this.store.tryGet(this.faultKey);
     } catch {
       return; // the store is gone; NCCL's own errors and the deadline still apply
     }
@@ -616,7 +634,7 @@ export class NcclComm implements Comm {
     } catch {}
     if (this.store && !e.message.startsWith("plait: rank ")) {
       const failed = e.failedRank >= 0 ? e.failedRank : this.rank;
-      void this.store.set(FAULT_KEY, `${failed} ${e.reason} ${e.message.replace(/^plait: /, "")}`).catch(() => {});
+      void this.store.set(this.faultKey, `${failed} ${e.reason} ${e.message.replace(/^plait: /, "")}`).catch(() => {});
     }
     return e;
   }

@@ -1,0 +1,141 @@
+// @ts-nocheck: a plain script for the GPU machine, run from dist/ without a build step
+// GPU benchmark: node test/gpu/bench.mjs <bench.json> [torch.json]. Run by test/gpu/run.sh.
+// plait's cuBLAS GEMM (ffi/cuda) at 8192³ f32 and bf16 against torch.matmul (torch.json, from
+// torch_bench.py in the same run), the cast kernels against a device-to-device copy, and NCCL
+// allreduce on one rank. Every section records its numbers or why it could not run.
+import { readFileSync, writeFileSync } from "node:fs";
+import { cudaCalls } from "../../dist/ffi/nccl-cuda.js";
+import { localComm } from "../../dist/src/comm/local.js";
+import { NcclComm } from "../../dist/src/comm/nccl.js";
+import { Buf } from "./device.mjs";
+
+const file = process.argv[2] ?? "bench.json";
+let torch = {};
+try {
+  torch = JSON.parse(readFileSync(process.argv[3] ?? "torch.json", "utf8"));
+} catch {}
+const res = { torch };
+const cuda = cudaCalls();
+const sync = () => cuda.check(cuda.fn.cudaStreamSynchronize(0n), "cudaStreamSynchronize");
+
+async function section(name, fn) {
+  try {
+    res[name] = await fn();
+  } catch (e) {
+    res[name] = { error: `${e.name}: ${e.message}` };
+  }
+  console.log(name, JSON.stringify(res[name]));
+}
+
+/** Host-timed: `warm` runs, then the mean of `reps`, each batch ended by `wait`. */
+async function timed(run, wait, warm = 3, reps = 10) {
+  for (let i = 0; i < warm; i++) await run();
+  await wait();
+  const t0 = performance.now();
+  for (let i = 0; i < reps; i++) await run();
+  await wait();
+  return (performance.now() - t0) / reps;
+}
+
+const BYTES = 256 << 20;
+await section("d2d_copy", async () => {
+  const a = new Buf([BYTES], "u8", 0);
+  const b = new Buf([BYTES], "u8", 0);
+  const ms = await timed(
+    () => cuda.check(cuda.fn.cudaMemcpyAsync(b.ptr, a.ptr, BYTES, 3, 0n), "cudaMemcpyAsync"),
+    sync,
+    3,
+    20,
+  );
+  a.dispose();
+  b.dispose();
+  return { bytes: BYTES, ms, gbps_read_write: (2 * BYTES) / ms / 1e6 };
+});
+
+// the CUDA engineer's layer (ffi/cuda, src/core/device.ts), when it is in dist/
+let cu;
+try {
+  cu = await import("../../dist/ffi/cuda/index.js");
+  await import("../../dist/ffi/cuda/backend.js");
+} catch (e) {
+  res.cuda_layer = { error: `ffi/cuda is not built: ${e.message}` };
+}
+
+const N = 8192;
+for (const dtype of ["f32", "bf16"]) {
+  await section(`gemm_${dtype}`, async () => {
+    if (!cu) throw new Error("no ffi/cuda in dist/");
+    const { CudaTensor } = await import("../../dist/src/core/device.js");
+    const a = new CudaTensor([N, N], dtype, 0);
+    const b = new CudaTensor([N, N], dtype, 0);
+    // same kind of values as torch.randn: fill from a host pattern once
+    const host = new Float32Array(N * N).map(() => Math.random() * 2 - 1);
+    const bytes =
+      dtype === "f32"
+        ? new Uint8Array(host.buffer)
+        : new Uint8Array((await import("./device.mjs")).toBf16(host).buffer);
+    cuda.check(cuda.fn.cudaMemcpyAsync(a.ptr, bytes, bytes.byteLength, 1, 0n), "cudaMemcpyAsync");
+    cuda.check(cuda.fn.cudaMemcpyAsync(b.ptr, bytes, bytes.byteLength, 1, 0n), "cudaMemcpyAsync");
+    sync();
+    let out;
+    const ms = await timed(
+      () => {
+        out?.dispose();
+        out = cu.cudaMatmul(a, b);
+      },
+      () => cu.deviceSynchronize(),
+    );
+    const tflops = (2 * N ** 3) / ms / 1e9;
+    const base = torch[`gemm_${dtype}`]?.tflops;
+    for (const t of [a, b, out]) t?.dispose();
+    return { ms, tflops, torch_tflops: base ?? null, ratio: base ? tflops / base : null, target: 0.95 };
+  });
+}
+
+const n = 64 << 20; // elements
+for (const [kernel, inBytes, outBytes] of [
+  ["cast_f32_bf16", 4, 2],
+  ["cast_bf16_f32", 2, 4],
+  ["cast_f32_f16", 4, 2],
+]) {
+  await section(kernel, async () => {
+    if (!cu?.launchKernel) throw new Error("no ffi/cuda launchKernel in dist/");
+    const src = new Buf([n * inBytes], "u8", 0);
+    const dst = new Buf([n * outBytes], "u8", 0);
+    cuda.check(cuda.fn.cudaMemsetAsync(src.ptr, 0, n * inBytes, 0n), "cudaMemsetAsync");
+    const ms = await timed(
+      () => cu.launchKernel(kernel, 0, cu.gridFor(n), [src.ptr, dst.ptr, BigInt(n)]),
+      () => cu.deviceSynchronize(),
+      3,
+      20,
+    );
+    src.dispose();
+    dst.dispose();
+    const gbps = (n * (inBytes + outBytes)) / ms / 1e6;
+    const copy = res.d2d_copy?.gbps_read_write;
+    return { elements: n, ms, gbps, vs_d2d_copy: copy ? gbps / copy : null, target: 0.7 };
+  });
+}
+
+await section("nccl_allreduce_1rank", async () => {
+  const comm = await NcclComm.bootstrap({ rank: 0, worldSize: 1, device: 0, via: localComm(), timeoutMs: 60_000 });
+  const rows = [];
+  for (const mib of [1, 16, 256]) {
+    const x = new Buf([(mib << 20) / 4], "f32", 0);
+    const ms = await timed(
+      () => comm.allReduce(x, "sum"),
+      async () => {},
+      3,
+      20,
+    );
+    rows.push({ mib, ms, algbw_gbps: (mib << 20) / ms / 1e6 });
+    x.dispose();
+  }
+  const t = performance.now();
+  for (let i = 0; i < 100; i++) await comm.barrier();
+  const barrier_us = ((performance.now() - t) / 100) * 1000;
+  await comm.destroy();
+  return { library: comm.library, rows, barrier_us };
+});
+
+writeFileSync(file, `${JSON.stringify(res, null, 1)}\n`);
