@@ -1,12 +1,15 @@
 import { describe, expect, it } from "vitest";
 import { Rng } from "../src/data/rng.ts";
 import { scope, type Tensor, tensor } from "../src/index.ts";
-import { mul } from "../src/ops/arith.ts";
+import { mul, scale } from "../src/ops/arith.ts";
+import { bmm } from "../src/ops/bmm.ts";
+import { crossEntropy } from "../src/ops/classification.ts";
 import { concat, stack } from "../src/ops/concat.ts";
 import { gather } from "../src/ops/gather.ts";
 import { permute } from "../src/ops/permute.ts";
 import { sum } from "../src/ops/reduce.ts";
 import { slice } from "../src/ops/slice.ts";
+import { softmax } from "../src/ops/softmax.ts";
 import { valueAndGrad } from "../src/ops/valueAndGrad.ts";
 import { maskedFill, where } from "../src/ops/where.ts";
 import { gradCheck, randTensor } from "./ops-gradcheck.ts";
@@ -305,5 +308,35 @@ describe("where and maskedFill", () => {
       expect(() => maskedFill(a, tensor(new Uint8Array(12), [2, 2, 3], { dtype: "u8" }), 0)).toThrow(
         "plait: maskedFill: argument mask has shape [2, 2, 3], which broadcasts x [2, 3] to [2, 2, 3]; rule: the mask broadcasts to x's shape",
       );
+    }));
+});
+
+describe("the README example: causal self-attention from the new ops", () => {
+  const rng = new Rng(66);
+  /** One head: softmax(mask(q·kᵀ/√d)) · v over [batch, t, d], then a cross-entropy on the last axis. */
+  function attention(q: Tensor, k: Tensor, v: Tensor): Tensor {
+    const [, t, d] = q.shape;
+    const causal = tensor(
+      Array.from({ length: t * t }, (_, i) => (i % t > Math.floor(i / t) ? 1 : 0)),
+      [t, t],
+      { dtype: "u8" },
+    );
+    const scores = scale(bmm(q, k, { transB: true }), 1 / Math.sqrt(d)); // [batch, t, t]
+    const att = softmax(maskedFill(scores, causal, Number.NEGATIVE_INFINITY), -1);
+    return bmm(att, v); // [batch, t, d]
+  }
+
+  it("position i attends to positions ≤ i only, and the gradients match finite differences in f64", () =>
+    scope(() => {
+      const q = randTensor(rng, [2, 3, 4]);
+      const k = randTensor(rng, [2, 3, 4]);
+      const v = randTensor(rng, [2, 3, 4]);
+      const y = attention(q, k, v).toArray();
+      // row 0 of each batch sees only v[0]
+      for (let b = 0; b < 2; b++) {
+        for (let j = 0; j < 4; j++) expect(y[b * 12 + j]).toBeCloseTo(v.toArray()[b * 12 + j], 14);
+      }
+      const labels = tensor([0, 3, 1, 2, 2, 0], [2, 3], { dtype: "i32" });
+      gradCheck({ q, k, v }, (p) => crossEntropy(attention(p.q, p.k, p.v), labels, { labelSmoothing: 0.1 }));
     }));
 });
