@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -35,6 +35,9 @@ describe("fit over 2 ranks", () => {
       expect(h.loss).toBeCloseTo(sum / 16, 14);
       expect(h.loss).not.toBeCloseTo(r0.losses.slice(4 * e, 4 * e + 4).reduce((s, l) => s + l, 0) / 4, 6);
     }
+    // each rank saved its own state (the best epoch by "a", which grows) into its own folder
+    expect(readdirSync(join(dir, "ckpt")).sort()).toEqual(["rank0", "rank1"]);
+    for (const r of ["rank0", "rank1"]) expect(readdirSync(join(dir, "ckpt", r))).toEqual(["epoch=2-step=8"]);
     const csv = readFileSync(join(dir, "metrics.csv"), "utf8").trimEnd().split("\n");
     expect(csv).toEqual([
       "epoch,step,loss,a,b",

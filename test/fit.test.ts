@@ -129,6 +129,16 @@ describe("fit", () => {
       "plait: fit: the loss is NaN at epoch 2, step 9 (batch 3 of 6); the run diverged: lower the learning rate, clip the gradients or scale the loss",
     );
     expect(calls).toBe(9);
+    // a step the loss scaler skipped (overflow) may report an infinite loss: not a divergence
+    const skipping = train(
+      (p: Tree, b: B & { nan: boolean }, ctx) => {
+        const out = valueAndGrad(lossOf)(p, b, ctx);
+        return b.nan ? { ...out, loss: Number.POSITIVE_INFINITY, skip: true } : out;
+      },
+      sgd({ lr: 0.1 }),
+    );
+    const r = await runFit({ trainer: skipping, state, train: nanAt(1, 0), epochs: 1, ...quiet });
+    expect(r.history[0].skipped).toBe(1);
     expect(trainer).toBeDefined();
   });
 
