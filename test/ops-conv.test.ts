@@ -259,6 +259,8 @@ describe("maxPool2d and avgPool2d", () => {
     scope(() => {
       const x = tensor([1, Number.NaN, 3, 2], [1, 1, 2, 2], { dtype: "f32" });
       expect(maxPool2d(x, { kernel: 2 }).toArray()).toEqual([Number.NaN]);
+      const x3 = tensor([1, 2, 3, 4, Number.NaN, 6, 7, 8, 9], [1, 1, 3, 3], { dtype: "f64" });
+      expect(maxPool2d(x3, { kernel: 3 }).toArray()).toEqual([Number.NaN]); // the general loop
       const t = tensor([5, 5, 1, 5], [1, 1, 2, 2], { dtype: "f64" });
       gradCheckTie(t);
     });

@@ -8,17 +8,23 @@ import { gatherRows } from "../data/gather.ts";
 import type { MnistSplit } from "../data/mnist.ts";
 import { lineChart } from "../fit/chart.ts";
 import type { EpochRecord } from "../fit/trainEpochs.ts";
-import type { Mlp } from "../nn/mlp.ts";
 import { PRECISIONS } from "../precision/policy.ts";
 import { STRATEGY_NAMES } from "../strategy/names.ts";
 import type { FlagSpec, Flags } from "./args.ts";
+import { DEMO_DEFAULTS, DEMO_MODELS, type DemoModelName } from "./demo-model.ts";
 
 // What the one-device demo (demo.ts) and the distributed one (demo-distributed.ts) share.
 
 export const DEMO_FLAGS = {
-  epochs: { type: "int", default: 10, min: 1, help: "passes over the 8,000 training digits" },
+  model: {
+    type: "string",
+    default: "mlp",
+    choices: DEMO_MODELS,
+    help: "what to train: the MLP, or the CNN (conv-pool-conv-pool-linear)",
+  },
+  epochs: { type: "int", min: 1, help: "passes over the 8,000 training digits (default: 10 for mlp, 4 for cnn)" },
   "batch-size": { type: "int", default: 64, min: 1, help: "samples per step" },
-  lr: { type: "number", default: 0.1, min: 0, help: "SGD learning rate" },
+  lr: { type: "number", min: 0, help: "SGD learning rate (default: 0.1 for mlp, 0.05 for cnn)" },
   momentum: { type: "number", default: 0.9, min: 0, help: "SGD momentum" },
   hidden: { type: "int", default: 256, min: 1, help: "width of the hidden layer" },
   seed: { type: "int", default: 0, help: "seed for init, shuffling and the split" },
@@ -30,6 +36,15 @@ export const DEMO_FLAGS = {
   json: { type: "boolean", help: "print one JSON object at the end and nothing else" },
   help: { type: "boolean", help: "show this help" },
 } as const satisfies Record<string, FlagSpec>;
+
+/** The flags with the chosen model's defaults filled in (epochs and lr depend on --model). */
+export function withModelDefaults(
+  flags: Flags<typeof DEMO_FLAGS>,
+): Flags<typeof DEMO_FLAGS> & { model: DemoModelName } {
+  const model = flags.model as DemoModelName;
+  const d = DEMO_DEFAULTS[model];
+  return { ...flags, model, epochs: flags.epochs ?? d.epochs, lr: flags.lr ?? d.lr };
+}
 
 export interface Batch {
   x: Tensor;
@@ -82,7 +97,7 @@ export function totals(history: EpochRecord[]) {
  * Fraction of `split` the model classifies correctly (forward only, in chunks of 500). The
  * images are cast to f64 for f64 params ("64-true"); half params round them at the matmul.
  */
-export function accuracy(model: Mlp, params: Tree, split: MnistSplit): number {
+export function accuracy(model: { apply(params: Tree, x: Tensor): Tensor }, params: Tree, split: MnistSplit): number {
   const f64 = treeLeaves(params)[0]?.dtype === "f64";
   let correct = 0;
   const chunk = 500;

@@ -14,7 +14,6 @@ import type { RankContext } from "../launch/context.ts";
 import { MAX_DEVICES } from "../launch/devices.ts";
 import type { ProcessWorld } from "../launch/external.ts";
 import { spawn } from "../launch/spawn.ts";
-import { mlp } from "../nn/mlp.ts";
 import { softmaxCrossEntropy } from "../ops/loss.ts";
 import { valueAndGrad } from "../ops/valueAndGrad.ts";
 import { sgd } from "../optim/sgd.ts";
@@ -30,6 +29,7 @@ import type { StrategyName } from "../strategy/names.ts";
 import { withZeRO, type ZeROStage } from "../strategy/zero.ts";
 import type { Flags } from "./args.ts";
 import { accuracy, type Batch, type DEMO_FLAGS, totals, writeReport } from "./demo-common.ts";
+import { type DemoModelName, demoModel } from "./demo-model.ts";
 
 /** What every rank needs to train (structured-cloned to the workers). */
 interface RankArgs {
@@ -40,6 +40,7 @@ interface RankArgs {
   lr: number;
   momentum: number;
   hidden: number;
+  model: DemoModelName;
   seed: number;
   progress: ProgressMode;
 }
@@ -52,7 +53,10 @@ interface RankArgs {
  * process runs N ranks of a world of processes × N (MPI across processes) and the process of rank
  * 0 alone reports.
  */
-export async function demoDistributed(flags: Flags<typeof DEMO_FLAGS>, outer?: ProcessWorld): Promise<void> {
+export async function demoDistributed(
+  flags: Flags<typeof DEMO_FLAGS> & { model: DemoModelName },
+  outer?: ProcessWorld,
+): Promise<void> {
   const devices = parseDevicesFlag(flags.devices!);
   const strategy = (flags.strategy ?? "ddp") as StrategyName;
   const batchSize = flags["batch-size"]!;
@@ -77,6 +81,7 @@ export async function demoDistributed(flags: Flags<typeof DEMO_FLAGS>, outer?: P
     lr: flags.lr!,
     momentum: flags.momentum!,
     hidden: flags.hidden!,
+    model: flags.model,
     seed: flags.seed!,
     progress: progressMode(process.stderr, flags.json),
   };
@@ -85,7 +90,7 @@ export async function demoDistributed(flags: Flags<typeof DEMO_FLAGS>, outer?: P
   const log = (s: string) => flags.json || !main || process.stderr.write(s);
   const where = outer ? `${processes} processes (${outer.env.name}, MPI) × ${devices} threads` : `${devices} ranks`;
   log(
-    `plait demo: MLP 784→${args.hidden}→10 on MNIST digits, ${where} (${strategy}), global batch ${batchSize} (${batchSize / worldSize} per rank), ${args.epochs} epochs, ${args.precision}\n`,
+    `plait demo: ${demoModel(args.model, args.hidden).label} on MNIST digits, ${where} (${strategy}), global batch ${batchSize} (${batchSize / worldSize} per rank), ${args.epochs} epochs, ${args.precision}\n`,
   );
   const [history] = await spawn<EpochRecord[]>(new URL(import.meta.url), "demoRank", { devices, args });
   if (!main) return;
@@ -99,7 +104,7 @@ export async function demoDistributed(flags: Flags<typeof DEMO_FLAGS>, outer?: P
 /** One rank of the distributed demo; rank 0 returns the history (with test accuracy), the others []. */
 export async function demoRank(ctx: RankContext, a: RankArgs): Promise<EpochRecord[]> {
   const data = loadMnist({ seed: a.seed });
-  const model = mlp([784, a.hidden, 10]);
+  const model = demoModel(a.model, a.hidden);
   const loss = (params: Tree, b: Batch) => softmaxCrossEntropy(model.apply(params, b.x), b.y);
   const dp = a.strategy === "dp";
   const trainer = train(
@@ -110,7 +115,7 @@ export async function demoRank(ctx: RankContext, a: RankArgs): Promise<EpochReco
     },
   );
   // every rank: params checked equal in shape, rank 0's broadcast, sharded under ZeRO/FSDP
-  const state = await trainer.init(model.init(new Rng(a.seed)) as unknown as Tree);
+  const state = await trainer.init(model.init(new Rng(a.seed)));
   if (dp && !ctx.isMain) {
     await trainer.serve(state); // rank 0 alone trains; this rank computes its slice of each batch
     return [];
@@ -216,6 +221,7 @@ function report(
   world: { environment: string; backend: string; worldSize: number },
 ): void {
   const summary = {
+    model: a.model,
     precision: a.precision,
     ...totals(history),
     epochs: a.epochs,
@@ -224,6 +230,6 @@ function report(
     strategy: a.strategy,
     ...world,
   };
-  const title = `plait demo: MLP 784-${a.hidden}-10, ${world.worldSize} ranks (${a.strategy}, ${world.backend}), batch ${a.batchSize}, SGD lr ${a.lr} momentum ${a.momentum}, ${a.precision}`;
+  const title = `plait demo: ${demoModel(a.model, a.hidden).label}, ${world.worldSize} ranks (${a.strategy}, ${world.backend}), batch ${a.batchSize}, SGD lr ${a.lr} momentum ${a.momentum}, ${a.precision}`;
   writeReport(flags, summary, history, title);
 }

