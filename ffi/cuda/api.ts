@@ -21,6 +21,8 @@ export const cudaErrorMemoryAllocation = 2;
 export const cudaErrorInsufficientDriver = 35;
 export const cudaErrorInvalidDevice = 101;
 export const cudaErrorNoDevice = 100;
+/** cudaEventQuery/cudaStreamQuery: the work is not done yet (not an error). */
+export const cudaErrorNotReady = 600;
 
 /** cudaDeviceAttr ids (driver_types.h) that `deviceInfo` reads. */
 export const DEVICE_ATTRIBUTES = {
@@ -68,6 +70,7 @@ export const CONSTANT_HEADERS: Readonly<Record<string, string>> = {
   cudaErrorInsufficientDriver: "driver_types.h",
   cudaErrorInvalidDevice: "driver_types.h",
   cudaErrorNoDevice: "driver_types.h",
+  cudaErrorNotReady: "driver_types.h",
   ...Object.fromEntries(Object.keys(DEVICE_ATTRIBUTES).map((k) => [k, "driver_types.h"])),
   CUDA_R_32F: "library_types.h",
   CUDA_R_64F: "library_types.h",
@@ -106,6 +109,7 @@ export const RUNTIME = {
   cudaStreamCreateWithFlags: "int cudaStreamCreateWithFlags(_Out_ uintptr_t *pStream, unsigned int flags)",
   cudaStreamDestroy: "int cudaStreamDestroy(void *stream)",
   cudaStreamSynchronize: "int cudaStreamSynchronize(void *stream)",
+  cudaStreamQuery: "int cudaStreamQuery(void *stream)",
   cudaStreamWaitEvent: "int cudaStreamWaitEvent(void *stream, void *event, unsigned int flags)",
   cudaEventCreateWithFlags: "int cudaEventCreateWithFlags(_Out_ uintptr_t *event, unsigned int flags)",
   cudaEventRecord: "int cudaEventRecord(void *event, void *stream)",

@@ -6,6 +6,7 @@ import { CUDART_SPEC } from "../cuda.ts";
 import { libraryMode, openLibrary } from "../find.ts";
 import type { NativeFunction, NativeLibrary } from "../native.ts";
 import {
+  cudaErrorNotReady,
   cudaEventDisableTiming,
   cudaMemcpyDeviceToDevice,
   cudaMemcpyDeviceToHost,
@@ -183,6 +184,22 @@ export function streamDestroy(stream: Stream): void {
 
 export function streamSynchronize(stream: Stream = 0n, context?: string): void {
   check(cudart().fn.cudaStreamSynchronize(stream), "cudaStreamSynchronize", context);
+}
+
+/** Whether every op queued on `stream` is done (cudaStreamQuery: cudaSuccess or cudaErrorNotReady). */
+export function streamDone(stream: Stream): boolean {
+  const rc = cudart().fn.cudaStreamQuery(stream);
+  if (rc === cudaErrorNotReady) return false;
+  check(rc, "cudaStreamQuery");
+  return true;
+}
+
+/** Whether a recorded event has completed (cudaEventQuery), for polling without blocking the event loop. */
+export function eventDone(event: Event): boolean {
+  const rc = cudart().fn.cudaEventQuery(event);
+  if (rc === cudaErrorNotReady) return false;
+  check(rc, "cudaEventQuery");
+  return true;
 }
 
 /** Makes `stream` wait for `event` (no host wait). */
