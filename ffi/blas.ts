@@ -6,7 +6,7 @@
 import { bytesOf, type DType } from "../src/core/dtype.ts";
 import { checkGemm, type GemmOptions } from "../src/core/gemm.ts";
 import { parallelFor } from "../src/core/parallel.ts";
-import { configuredBlas, runtime } from "../src/core/runtime.ts";
+import { configuredBlas, deterministic, runtime } from "../src/core/runtime.ts";
 import type { Tensor } from "../src/core/tensor.ts";
 import { type Attempt, LibraryError, type LibraryMode, libraryMode, openLibrary } from "./find.ts";
 import type { NativeFunction, NativeLibrary } from "./native.ts";
@@ -155,6 +155,8 @@ function checkProduct(lib: NativeLibrary): void {
  */
 export function blasFor(dtype: DType): typeof blasMatmul | undefined {
   if (dtype !== "f32" && dtype !== "f64") return undefined;
+  // Deterministic mode: the WASM GEMM (configure() and the runtime's start refuse an explicit library).
+  if (deterministic()) return undefined;
   const s = current();
   if (s.bound) return blasMatmul;
   if (s.mode.kind === "path") throw s.error;
@@ -240,14 +242,19 @@ export function blasStatus(): BlasStatus {
   const s = current();
   const mode = s.mode.kind === "path" ? s.mode.path : s.mode.kind;
   const b = s.bound;
+  const det = deterministic();
   const threads = b?.getThreads ? Number(b.getThreads()) : null;
   const version = b?.config ? (/OpenBLAS\s+([\d.]+)/.exec(b.config)?.[1] ?? null) : null;
   return {
     mode,
     found: b !== undefined || (s.error !== undefined && s.error.kind === "unusable"),
     usable: b !== undefined,
-    inUse: b !== undefined,
-    reason: b ? null : (s.error?.message.replace(/^plait: BLAS: /, "") ?? null),
+    inUse: b !== undefined && !det,
+    reason: det
+      ? "deterministic mode: matmul and linear run the WASM GEMM"
+      : b
+        ? null
+        : (s.error?.message.replace(/^plait: BLAS: /, "") ?? null),
     path: b?.path ?? null,
     via: b?.via ?? null,
     vendor: b ? (b.config?.startsWith("OpenBLAS") ? "OpenBLAS" : "unknown (CBLAS)") : null,

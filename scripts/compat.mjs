@@ -1,5 +1,6 @@
 // Runs the cross-runtime suites (test/compat/smoke.mjs, launch.mjs, blas.mjs) under Node, Deno and
 // Bun, using the runtimes the `deno` and `bun` npm packages install. Exits non-zero if any run fails.
+// deterministic.mjs starts its runtimes itself (the same loss bits everywhere, PLAIT_DETERMINISTIC).
 // The smoke and launch suites run on Deno without --allow-ffi (matmul then falls back to the WASM
 // GEMM); blas.mjs runs on Deno with it, and once more without it to check that fallback. Where
 // mpirun is on PATH (CI installs OpenMPI), launch() joins `mpirun -np 2` on each runtime too (2
@@ -23,6 +24,8 @@ runs.push(
   ["deno --allow-ffi test/compat/blas.mjs", [...denoRun, "--allow-ffi", "test/compat/blas.mjs"]],
   ["deno test/compat/blas.mjs no-ffi", [...denoRun, "test/compat/blas.mjs", "no-ffi"]],
   ["bun test/compat/blas.mjs", [bin("bun"), "test/compat/blas.mjs"]],
+  // spawns Node, Deno (with and without --allow-ffi) and Bun at 1 and 2 threads itself
+  ["node test/compat/deterministic.mjs", [process.execPath, "test/compat/deterministic.mjs"]],
 );
 const hasMpirun = spawnSync("mpirun", ["--version"], { stdio: "ignore" }).status === 0;
 if (hasMpirun || process.env.PLAIT_REQUIRE_MPI === "1") {

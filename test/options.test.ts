@@ -14,7 +14,7 @@ import { sgd } from "../src/optim/sgd.ts";
 describe("options objects", () => {
   it("configure() rejects an unknown key before anything else, naming the known ones", () => {
     expect(() => configure({ thread: 2 } as any)).toThrow(
-      "plait: configure(): unknown option thread; known: threads, memoryLimit, detectAnomaly, blas",
+      "plait: configure(): unknown option thread; known: threads, memoryLimit, detectAnomaly, blas, deterministic",
     );
     expect(() => configure(null as any)).toThrow(/configure\(\): options must be an object, got null/);
   });

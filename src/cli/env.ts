@@ -10,7 +10,7 @@ import { type MpiProbe, probeMpi } from "../../ffi/mpi.ts";
 import { ffiUnavailable, koffiVersion, message, runtimeName } from "../../ffi/native.ts";
 import { type NcclProbe, probeNccl } from "../../ffi/nccl.ts";
 import { chooseVariant, kernelDist } from "../core/kernels.ts";
-import { runtime, runtimeStarted } from "../core/runtime.ts";
+import { deterministic, runtime, runtimeStarted } from "../core/runtime.ts";
 import {
   type ClusterEnvironment,
   ClusterEnvironmentError,
@@ -35,6 +35,11 @@ export interface EnvReport {
     threads: boolean;
     /** The kernel build in use (or that would be): "simd" or "relaxed", from PLAIT_SIMD or detection. */
     kernels: { variant: string | null; forced: string | null; dir: string | null };
+    /**
+     * Deterministic mode (configure({ deterministic }) / PLAIT_DETERMINISTIC): the same bits on
+     * every runtime and thread count; null with the reason when PLAIT_DETERMINISTIC is invalid.
+     */
+    deterministic: boolean | null;
   };
   cpu: { model: string | null; cores: number; kernelThreads: number; threadsFrom: string };
   /**
@@ -114,9 +119,15 @@ function wasmInfo(): EnvReport["wasm"] {
   const forced = readEnv("PLAIT_SIMD") || null;
   let variant: string | null = runtimeStarted() ? runtime().variant : null;
   let reason: string | null = null;
-  if (variant === null) {
+  let det: boolean | null = null;
+  try {
+    det = deterministic();
+  } catch (e) {
+    reason = message(e);
+  }
+  if (variant === null && det !== null) {
     try {
-      variant = chooseVariant();
+      variant = chooseVariant(readEnv("PLAIT_SIMD"), det);
     } catch (e) {
       reason = message(e);
     }
@@ -133,6 +144,7 @@ function wasmInfo(): EnvReport["wasm"] {
     relaxedSimd,
     threads,
     kernels: { variant, forced, dir: dir ? decodeURIComponent((dir as URL).pathname) : null },
+    deterministic: det,
   };
 }
 
@@ -213,6 +225,7 @@ export function formatEnv(r: EnvReport): string {
   const w = r.wasm;
   block("wasm", `SIMD ${yes(w.simd)}, relaxed SIMD ${yes(w.relaxedSimd)}, threads ${yes(w.threads)}`, [
     `kernels: ${w.kernels.variant ?? "none"} build${w.kernels.forced ? ` (PLAIT_SIMD=${w.kernels.forced})` : ""}${w.kernels.dir ? ` from ${w.kernels.dir}` : ""}`,
+    `deterministic: ${w.deterministic === null ? "invalid setting" : w.deterministic ? "on (the same bits on Node, Deno and Bun at any thread count; no system BLAS)" : "off (configure({ deterministic: true }) or PLAIT_DETERMINISTIC=1 turns it on)"}`,
     w.reason,
   ]);
   const c = r.cpu;

@@ -31,8 +31,21 @@ function readKernel(name: string, variant: KernelVariant): Uint8Array<ArrayBuffe
 /**
  * Picks the variant: `PLAIT_SIMD=simd|relaxed` forces one; otherwise relaxed when this runtime
  * validates it (Deno, Bun, Node ≥ 22; Node 20 only with --experimental-wasm-relaxed-simd).
+ * Deterministic mode always takes the plain build: relaxed_madd may or may not fuse (V8 fuses on
+ * x86 with FMA, JavaScriptCore does not), so its bits differ between runtimes.
  */
-export function chooseVariant(forced = readEnv("PLAIT_SIMD")): KernelVariant {
+export function chooseVariant(forced = readEnv("PLAIT_SIMD"), deterministic = false): KernelVariant {
+  if (deterministic) {
+    if (forced === "relaxed") {
+      throw new Error(
+        "plait: PLAIT_SIMD=relaxed conflicts with deterministic mode (configure({ deterministic: true }) or PLAIT_DETERMINISTIC): it runs the plain SIMD build; unset PLAIT_SIMD or turn deterministic off",
+      );
+    }
+    if (forced !== undefined && forced !== "" && forced !== "simd") {
+      throw new TypeError(`plait: PLAIT_SIMD must be "simd" or "relaxed", got ${JSON.stringify(forced)}`);
+    }
+    return "simd";
+  }
   const relaxedOk =
     WebAssembly.validate(readKernel("as", "relaxed")) && WebAssembly.validate(readKernel("c", "relaxed"));
   if (forced === undefined || forced === "") return relaxedOk ? "relaxed" : "simd";

@@ -1,9 +1,11 @@
 // Whole-tensor reductions returning JS numbers. Large inputs split across the pool: each thread
 // reduces one contiguous range into its own f64 slot, and the slots are combined here in
-// thread order, so the result is deterministic for a given thread count.
+// thread order, so the result is deterministic for a given thread count. In deterministic mode
+// the ranges are fixed chunks of PARALLEL_MIN_ELEMENTS whatever the thread count (run a pool's
+// worth at a time), so the sums are the same bits on 1 thread or 16.
 // Error bounds and NaN behaviour: kernels/as/reduce.ts.
 import { checkArg } from "./elementwise.ts";
-import { parallelFor } from "./parallel.ts";
+import { PARALLEL_MIN_ELEMENTS, parallelFor } from "./parallel.ts";
 import { type Runtime, runtime } from "./runtime.ts";
 import type { Tensor } from "./tensor.ts";
 
@@ -26,9 +28,27 @@ function partials(fn: string, x: Tensor): Float64Array {
   const base = view.byteOffset;
   const ptr = x.ptr;
   const bytes = x.dtype === "f64" ? 8 : 4;
+  if (rt.deterministic) return chunkPartials(rt, fn, ptr, bytes, x.size, view);
   let jobs = 0;
   parallelFor(fn, x.size, (start, count) => [ptr + start * bytes, count, base + 8 * jobs++]);
   return view.subarray(0, jobs);
+}
+
+/** Partials over fixed chunks of PARALLEL_MIN_ELEMENTS (independent of the pool size), in order. */
+function chunkPartials(rt: Runtime, fn: string, ptr: number, bytes: number, n: number, view: Float64Array) {
+  const chunks = Math.max(1, Math.ceil(n / PARALLEL_MIN_ELEMENTS));
+  const out = new Float64Array(chunks);
+  for (let first = 0; first < chunks; first += rt.pool.size) {
+    const jobs = [];
+    for (let c = first; c < Math.min(chunks, first + rt.pool.size); c++) {
+      const start = c * PARALLEL_MIN_ELEMENTS;
+      const args = [ptr + start * bytes, Math.min(PARALLEL_MIN_ELEMENTS, n - start), view.byteOffset + 8 * (c - first)];
+      jobs.push({ fn, args });
+    }
+    rt.pool.run(jobs);
+    out.set(view.subarray(0, jobs.length), first);
+  }
+  return out;
 }
 
 /** Σ of partials with Neumaier's compensation; an inf or NaN total is returned as it is. */

@@ -26,6 +26,14 @@ export interface RuntimeOptions {
    * detectAnomaly, it may be changed at any time; it applies from the next product.
    */
   blas?: string;
+  /**
+   * The same results, bit for bit, on Node, Deno and Bun and at any kernel thread count: the plain
+   * SIMD128 kernels (no fused multiply-add), the WASM GEMM instead of a system BLAS, reductions
+   * split into fixed chunks, and portable JavaScript math for the f64 ops and optimizer scalars.
+   * Default: PLAIT_DETERMINISTIC (1/true/on or 0/false/off), else false. Fixed when the runtime
+   * starts; PLAIT_SIMD=relaxed or an explicit BLAS library with it is an error.
+   */
+  deterministic?: boolean;
 }
 
 /** Everything one thread needs to run kernels: the memory, its arena, its kernel instances. */
@@ -38,9 +46,11 @@ export interface Runtime {
   readonly k: KernelInstance;
   readonly pool: Pool;
   readonly threads: number;
+  /** Whether deterministic mode is on (configure({ deterministic }), PLAIT_DETERMINISTIC). */
+  readonly deterministic: boolean;
 }
 
-const RUNTIME_OPTIONS = ["threads", "memoryLimit", "detectAnomaly", "blas"] as const;
+const RUNTIME_OPTIONS = ["threads", "memoryLimit", "detectAnomaly", "blas", "deterministic"] as const;
 /** Options that may change after the runtime started. */
 const LIVE_OPTIONS: readonly string[] = ["detectAnomaly", "blas"];
 
@@ -68,6 +78,11 @@ export function configure(opts: RuntimeOptions): void {
       `plait: configure({ blas }) must be "auto", "off" or a library path, got ${JSON.stringify(o.blas)}`,
     );
   }
+  if (o.deterministic !== undefined && typeof o.deterministic !== "boolean") {
+    throw new TypeError(
+      `plait: configure({ deterministic }) must be true or false, got ${JSON.stringify(o.deterministic)}`,
+    );
+  }
   if (o.threads !== undefined) positiveInt(o.threads, "configure({ threads })");
   if (o.memoryLimit !== undefined) {
     const max = layout.MAXIMUM_PAGES * layout.PAGE_BYTES;
@@ -77,10 +92,54 @@ export function configure(opts: RuntimeOptions): void {
       );
     }
   }
-  if (current && Object.keys(o).some((k) => !LIVE_OPTIONS.includes(k))) {
+  if (current && o.deterministic !== undefined && o.deterministic !== current.deterministic) {
+    throw new Error(
+      `plait: configure({ deterministic: ${o.deterministic} }) must be called before the first tensor or kernel call: the runtime already started with deterministic ${current.deterministic} (the ${current.variant} kernel build)`,
+    );
+  }
+  const late = Object.keys(o).filter((k) => !LIVE_OPTIONS.includes(k) && k !== "deterministic");
+  if (current && late.length > 0) {
     throw new Error("plait: configure() must be called before the first tensor or kernel call");
   }
+  const deterministic = o.deterministic ?? (current ? current.deterministic : undefined) ?? envDeterministic();
+  if (deterministic) checkBlasMode(o.blas ?? options.blas, o.deterministic !== undefined);
   options = { ...options, ...o };
+}
+
+/** PLAIT_DETERMINISTIC as a boolean (unset or empty: false). */
+function envDeterministic(): boolean {
+  const raw = readEnv("PLAIT_DETERMINISTIC")?.trim().toLowerCase();
+  if (raw === undefined || raw === "" || ["0", "false", "off", "no"].includes(raw)) return false;
+  if (["1", "true", "on", "yes"].includes(raw)) return true;
+  throw new TypeError(
+    `plait: PLAIT_DETERMINISTIC must be 1, true, on, 0, false or off, got ${JSON.stringify(readEnv("PLAIT_DETERMINISTIC"))}`,
+  );
+}
+
+/**
+ * Deterministic mode runs the WASM GEMM, never a system BLAS (OpenBLAS's results depend on the
+ * CPU kernel it picks and its threads): a blas setting that names a library is an error naming
+ * both settings. "auto" and "off" are fine (auto then means the WASM GEMM).
+ */
+function checkBlasMode(blas: string | undefined, fromOption: boolean): void {
+  const value = blas ?? readEnv("PLAIT_BLAS");
+  const v = value?.trim().toLowerCase() ?? "";
+  if (["", "auto", "off", "0", "false", "none"].includes(v)) return;
+  const det = fromOption
+    ? "configure({ deterministic: true })"
+    : "deterministic mode (PLAIT_DETERMINISTIC or configure)";
+  const lib = blas !== undefined ? `configure({ blas: ${JSON.stringify(blas)} })` : `PLAIT_BLAS=${value}`;
+  throw new Error(
+    `plait: ${det} conflicts with ${lib}: deterministic results need the WASM GEMM, not a system BLAS; set blas to "auto" or "off", or turn deterministic off`,
+  );
+}
+
+/**
+ * Whether deterministic mode is on: the running runtime's setting, else what it would start with
+ * (configure({ deterministic }), else PLAIT_DETERMINISTIC).
+ */
+export function deterministic(): boolean {
+  return current ? current.deterministic : (options.deterministic ?? envDeterministic());
 }
 
 /** configure({ blas }), if given (ffi/blas.ts reads it; PLAIT_BLAS is the fallback). */
@@ -104,6 +163,7 @@ export interface RuntimeHandle {
   readonly variant: KernelVariant;
   readonly modules: KernelModules;
   readonly memoryLimit: number;
+  readonly deterministic: boolean;
 }
 
 /** Whether this thread's runtime exists yet (a tensor was made or a kernel called). */
@@ -114,7 +174,9 @@ export function runtimeStarted(): boolean {
 /** The calling thread's runtime, created on first use. */
 export function runtime(): Runtime {
   if (current) return current;
-  const variant = chooseVariant();
+  const det = options.deterministic ?? envDeterministic();
+  if (det) checkBlasMode(options.blas, options.deterministic !== undefined);
+  const variant = chooseVariant(readEnv("PLAIT_SIMD"), det);
   const memory = new WebAssembly.Memory({
     initial: layout.INITIAL_PAGES,
     maximum: layout.MAXIMUM_PAGES,
@@ -122,7 +184,7 @@ export function runtime(): Runtime {
   });
   const memoryLimit = options.memoryLimit ?? layout.MAXIMUM_PAGES * layout.PAGE_BYTES;
   return start(
-    { memory, variant, modules: compileKernels(variant), memoryLimit },
+    { memory, variant, modules: compileKernels(variant), memoryLimit, deterministic: det },
     options.threads ?? defaultThreads(),
     -1,
   );
@@ -130,8 +192,8 @@ export function runtime(): Runtime {
 
 /** This thread's handle to pass to threads that should share its memory and kernels. */
 export function runtimeHandle(): RuntimeHandle {
-  const { memory, variant, modules, heap } = runtime();
-  return { memory, variant, modules, memoryLimit: heap.limit };
+  const { memory, variant, modules, heap, deterministic } = runtime();
+  return { memory, variant, modules, memoryLimit: heap.limit, deterministic };
 }
 
 /**
@@ -145,11 +207,15 @@ export function attachRuntime(handle: RuntimeHandle, threads: number, parent = -
   return start(handle, positiveInt(threads, "attachRuntime(threads)"), parent);
 }
 
-function start({ memory, variant, modules, memoryLimit }: RuntimeHandle, threads: number, parent: number): Runtime {
+function start(
+  { memory, variant, modules, memoryLimit, deterministic }: RuntimeHandle,
+  threads: number,
+  parent: number,
+): Runtime {
   const k = instantiateKernels(memory, modules, layout, parent);
   const heap = new SharedHeap(memory, memoryLimit, k.stackSlot);
   const arena = new Arena(heap);
   const pool = new Pool(memory, modules, arena, k as any, k.stackSlot, threads);
-  current = { memory, variant, modules, arena, heap, k, pool, threads };
+  current = { memory, variant, modules, arena, heap, k, pool, threads, deterministic: deterministic === true };
   return current;
 }

@@ -1,3 +1,5 @@
+import * as portable from "../core/portableMath.ts";
+import { deterministic } from "../core/runtime.ts";
 import * as core from "../core/softmax.ts";
 import { shapeStr, Tensor } from "../core/tensor.ts";
 import { asMatrix, checkDTypeIn, checkInput } from "./check.ts";
@@ -46,7 +48,6 @@ function alongAxis(op: string, x: Tensor, axis: number, isLog: boolean): Tensor 
   return out;
 }
 
-
 function rowwise(op: string, x: Tensor, isLog: boolean): Tensor {
   checkInput(op, "x", x);
   const dtype = checkDTypeIn(op, "x", x, ["f32", "f64"]);
@@ -77,6 +78,7 @@ function rowwise(op: string, x: Tensor, isLog: boolean): Tensor {
 type Floats = ArrayLike<number> & { [i: number]: number };
 
 function forwardF64(xs: Floats, ys: Floats, rows: number, cols: number, isLog: boolean): void {
+  const [exp, log] = deterministic() ? [portable.exp, portable.log] : [Math.exp, Math.log];
   for (let r = 0, base = 0; r < rows; r++, base += cols) {
     let m = Number.NEGATIVE_INFINITY;
     for (let j = 0; j < cols; j++) {
@@ -85,12 +87,12 @@ function forwardF64(xs: Floats, ys: Floats, rows: number, cols: number, isLog: b
       if (Number.isNaN(m)) break;
     }
     let s = 0;
-    for (let j = 0; j < cols; j++) s += Math.exp(xs[base + j] - m);
+    for (let j = 0; j < cols; j++) s += exp(xs[base + j] - m);
     if (isLog) {
-      const shift = m + Math.log(s);
+      const shift = m + log(s);
       for (let j = 0; j < cols; j++) ys[base + j] = xs[base + j] - shift;
     } else {
-      for (let j = 0; j < cols; j++) ys[base + j] = Math.exp(xs[base + j] - m) / s;
+      for (let j = 0; j < cols; j++) ys[base + j] = exp(xs[base + j] - m) / s;
     }
   }
 }
@@ -104,13 +106,14 @@ function backward(
   isLog: boolean,
   accumulate: boolean,
 ): void {
+  const exp = deterministic() ? portable.exp : Math.exp;
   for (let r = 0, base = 0; r < rows; r++, base += cols) {
     let dot = 0;
     if (isLog) for (let j = 0; j < cols; j++) dot += gs[base + j];
     else for (let j = 0; j < cols; j++) dot += gs[base + j] * ys[base + j];
     for (let j = 0; j < cols; j++) {
       const i = base + j;
-      const d = isLog ? gs[i] - Math.exp(ys[i]) * dot : ys[i] * (gs[i] - dot);
+      const d = isLog ? gs[i] - exp(ys[i]) * dot : ys[i] * (gs[i] - dot);
       ds[i] = accumulate ? ds[i] + d : d;
     }
   }

@@ -1,11 +1,14 @@
 import * as arith from "../core/arith.ts";
+import * as portable from "../core/portableMath.ts";
+import { deterministic } from "../core/runtime.ts";
 import { Tensor } from "../core/tensor.ts";
 import * as core from "../core/unary.ts";
 import { checkDTypeIn, checkInput } from "./check.ts";
 import { tapeFor } from "./tape.ts";
 
 // exp and log, f32 and f64. f32 runs the SIMD kernels (≤ 1 ulp, docs/design.md); f64 has no
-// wasm kernel, so it runs Math.exp / Math.log over the elements on the calling thread.
+// wasm kernel, so it runs Math.exp / Math.log over the elements on the calling thread (in
+// deterministic mode core/portableMath.ts's, the same bits on V8 and JavaScriptCore).
 
 const FLOATS = ["f32", "f64"] as const;
 
@@ -13,7 +16,8 @@ const FLOATS = ["f32", "f64"] as const;
 export function exp(x: Tensor): Tensor {
   const op = "exp";
   checkInput(op, "x", x);
-  const y = checkDTypeIn(op, "x", x, FLOATS) === "f32" ? core.exp(x) : mapF64(x, Math.exp);
+  const y =
+    checkDTypeIn(op, "x", x, FLOATS) === "f32" ? core.exp(x) : mapF64(x, deterministic() ? portable.exp : Math.exp);
   const tape = tapeFor(x);
   if (tape) {
     tape.record(
@@ -34,7 +38,8 @@ export function exp(x: Tensor): Tensor {
 export function log(x: Tensor): Tensor {
   const op = "log";
   checkInput(op, "x", x);
-  const y = checkDTypeIn(op, "x", x, FLOATS) === "f32" ? core.log(x) : mapF64(x, Math.log);
+  const y =
+    checkDTypeIn(op, "x", x, FLOATS) === "f32" ? core.log(x) : mapF64(x, deterministic() ? portable.log : Math.log);
   const tape = tapeFor(x);
   if (tape) tape.record(y, (g, sink) => sink.assign(x, (dx) => arith.div(g, x, dx)), [x]);
   return y;

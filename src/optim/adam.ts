@@ -1,4 +1,6 @@
 import { checkOptions } from "../core/options.ts";
+import { powInt } from "../core/portableMath.ts";
+import { deterministic } from "../core/runtime.ts";
 import type { Tree } from "../core/tree.ts";
 import { runUpdate } from "./half.ts";
 import { checkLearningRate, checkNumber, lrAt } from "./hyper.ts";
@@ -65,8 +67,10 @@ function adamFamily(kind: OptimizerKind, opts: AdamOptions, defaultDecay: number
       const rate = lrAt(op, lr, state.step);
       const t = state.step + 1;
       // The scalars torch computes in double before the per-element pass.
-      const stepSize = rate / (1 - beta1 ** t);
-      const bc2Sqrt = Math.sqrt(1 - beta2 ** t);
+      // Deterministic mode: ** is implementation-defined (V8 and JavaScriptCore differ in the last bit).
+      const pow = deterministic() ? powInt : (b: number, n: number) => b ** n;
+      const stepSize = rate / (1 - pow(beta1, t));
+      const bc2Sqrt = Math.sqrt(1 - pow(beta2, t));
       const l2 = decoupled ? 0 : weightDecay;
       const decay = decoupled && weightDecay !== 0 ? 1 - rate * weightDecay : 1;
       const scalars = [stepSize, bc2Sqrt, eps, 1 - beta1, beta2, 1 - beta2, l2, decay];

@@ -1,6 +1,8 @@
 // Learning-rate schedules: plain functions of the optimizer's step count (0 on the first update),
 // each matching an optax schedule, composable with joinSchedules.
 import { checkOptions } from "../core/options.ts";
+import { cosPi } from "../core/portableMath.ts";
+import { deterministic } from "../core/runtime.ts";
 import { checkNumber, show } from "./hyper.ts";
 import type { Schedule } from "./types.ts";
 
@@ -42,7 +44,9 @@ export function cosineDecay(opts: { init: number; decaySteps: number; alpha?: nu
   const alpha = checkNumber("cosineDecay", "alpha", options.alpha ?? 0);
   const steps = checkSteps("cosineDecay", "decaySteps", options.decaySteps, 1);
   return (step) => {
-    const cosine = 0.5 * (1 + Math.cos((Math.PI * Math.min(Math.max(step, 0), steps)) / steps));
+    const t = Math.min(Math.max(step, 0), steps);
+    // Deterministic mode: Math.cos is implementation-defined (V8 and JavaScriptCore differ in the last bit).
+    const cosine = 0.5 * (1 + (deterministic() ? cosPi(t / steps) : Math.cos((Math.PI * t) / steps)));
     return init * ((1 - alpha) * cosine + alpha);
   };
 }
