@@ -9,7 +9,8 @@
 # test/gpu/torch_bench.py as the PyTorch baseline), and writes into <out-dir>: env.json,
 # tests.json, bench.json, torch.json and log.txt. Exit status: 0 when every test passed, 1 when
 # one failed, 2 when this machine cannot run them (no GPU or driver, no node). PLAIT_GPU_CARRY
-# names another folder than test/gpu/carry for what pack.sh made.
+# names another folder than test/gpu/carry for what pack.sh made; PLAIT_GPU_PACKED_NODE=1 takes
+# the packed node even where one is on PATH (tests of this script do).
 set -uo pipefail
 
 out=${1:-}
@@ -41,7 +42,7 @@ say "GPU: $gpus"
 
 # 2. node: the one on PATH (20 or later), else the packed copy
 node_cmd=""
-if command -v node >/dev/null 2>&1 && [[ "$(node -v)" =~ ^v(2[0-9]|[3-9][0-9]) ]]; then
+if [[ "${PLAIT_GPU_PACKED_NODE:-}" != 1 ]] && command -v node >/dev/null 2>&1 && [[ "$(node -v)" =~ ^v(2[0-9]|[3-9][0-9]) ]]; then
   node_cmd=$(command -v node)
 elif [[ -f "$carry/node.xz" ]]; then
   tmp=$(mktemp -d)
