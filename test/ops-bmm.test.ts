@@ -5,6 +5,7 @@ import { mul } from "../src/ops/arith.ts";
 import { bmm } from "../src/ops/bmm.ts";
 import { matmul } from "../src/ops/linear.ts";
 import { sum } from "../src/ops/reduce.ts";
+import { valueAndGrad } from "../src/ops/valueAndGrad.ts";
 import { expectClose, gradCheck, randTensor } from "./ops-gradcheck.ts";
 
 /** op(a[i]) · op(b[i]) in float64 for every batch matrix; a 2-D operand is shared. */
@@ -130,6 +131,23 @@ describe("bmm", () => {
       });
     }
   });
+
+  it("half backward: f32 gradients for an f16 × f32 pair, close to the f64 ones (mixed precision)", () =>
+    scope(() => {
+      const a64 = randTensor(rng, [2, 3, 5]);
+      const b64 = randTensor(rng, [2, 4, 5]);
+      const w = randTensor(rng, [2, 3, 4]);
+      const w32 = tensor(w.toArray(), [2, 3, 4], { dtype: "f32" });
+      const lossFn = (p: any, weights: Tensor) => sum(mul(bmm(p.a, p.b, { transB: true }), weights));
+      const exact = valueAndGrad(lossFn)({ a: a64, b: b64 }, w).grads as any;
+      const a16 = tensor(a64.toArray(), [2, 3, 5], { dtype: "f16" });
+      const b32 = tensor(b64.toArray(), [2, 4, 5], { dtype: "f32" });
+      const half = valueAndGrad(lossFn)({ a: a16, b: b32 }, w32, { computeDType: "f16" }).grads as any;
+      for (const name of ["a", "b"]) {
+        expect(half[name].dtype).toBe("f32");
+        expectClose(half[name].toArray(), exact[name].toArray(), (e) => 1e-2 * (1 + Math.abs(e)), name);
+      }
+    }));
 
   it("refuses mismatched batches, inner dimensions, ranks and dtypes, naming both shapes and the rule", () =>
     scope(() => {
