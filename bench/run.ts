@@ -7,6 +7,7 @@ const SUITES: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   allreduce: () => import("./allreduce.ts"),
   blas: () => import("./blas.ts"),
   casts: () => import("./casts.ts"),
+  cnn: () => import("./cnn.ts"),
   gemm: () => import("./gemm.ts"),
   reduce: () => import("./reduce.ts"),
   optim: () => import("./optim.ts"),
