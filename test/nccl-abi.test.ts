@@ -103,6 +103,15 @@ describe("NCCL ABI", () => {
     if (magic) expect(Number(magic)).toBe(NCCL_API_MAGIC);
   });
 
+  it.skipIf(process.platform !== "linux")(
+    "importing the NCCL comm, its store and bindings maps no native library",
+    async () => {
+      await import("../src/comm/index.ts");
+      const maps = readFileSync("/proc/self/maps", "utf8");
+      expect(["koffi", "libnccl", "libcudart"].filter((lib) => maps.includes(lib))).toEqual([]);
+    },
+  );
+
   it("the enum parser reads C enums with aliases, comments and hex values", () => {
     const text = `typedef enum { a = 0, b = 0, // alias\n c /* x = 9 */ = 0x10 } t;\ntypedef enum e2 { z = -1 } u;`;
     expect(Object.fromEntries(enumValues(text))).toEqual({ a: 0, b: 0, c: 16, z: -1 });
