@@ -1,7 +1,7 @@
 // CUDA: the runtime (libcudart), the driver (libcuda, installed with the NVIDIA driver, not the
 // toolkit) and cuBLAS. Where they are and what they say; the GPU backend comes with the GPU issue.
 import { LibraryError, type LibrarySpec, libraryMode, openLibrary } from "./find.ts";
-import { message } from "./native.ts";
+import { message, type NativeLibrary } from "./native.ts";
 import { absent, type Probe, probeLibrary } from "./probe.ts";
 
 const NVIDIA_INSTALL = "from NVIDIA's CUDA repository, or the pip wheel";
@@ -42,6 +42,8 @@ export interface CudaProbe extends Probe {
   driver?: Probe & { version: string | null };
   /** cudaGetDeviceCount: the devices, or the error it returned. */
   devices?: number;
+  /** Each device's compute capability, multiprocessor count and memory, when there are devices. */
+  deviceList?: { index: number; computeCapability: string; multiProcessors: number; totalBytes: number }[];
   deviceError?: { code: number; name: string; message: string } | null;
   cublas?: Probe & { version?: string };
 }
@@ -70,6 +72,7 @@ export function probeCuda(): CudaProbe {
         ? null
         : { code: count.rc, name: String(errorName(count.rc)), message: String(errorString(count.rc)) };
     const devices = count.rc === 0 ? count.value : 0;
+    const deviceList = devices > 0 ? listDevices(lib, devices) : undefined;
     const driver = probeDriver(driverVersion.rc === 0 ? driverVersion.value : 0);
     const usable = devices > 0;
     let reason: string | null = null;
@@ -79,9 +82,39 @@ export function probeCuda(): CudaProbe {
         : "cudaGetDeviceCount found no device";
       if (!driver.usable) reason += `; no CUDA driver: ${driver.reason}`;
     }
-    return { runtimeVersion: version(runtime.value), driver, devices, deviceError, usable, reason };
+    return { runtimeVersion: version(runtime.value), driver, devices, deviceList, deviceError, usable, reason };
   });
   return { ...rt, cublas: probeCublas() };
+}
+
+/**
+ * Attributes by cudaDeviceGetAttribute (ids 75, 76, 16: checked against driver_types.h in
+ * test/cuda-abi.test.ts through ffi/cuda/api.ts) and memory by cudaMemGetInfo; an error leaves a
+ * device out rather than failing the probe.
+ */
+function listDevices(lib: NativeLibrary, count: number): NonNullable<CudaProbe["deviceList"]> {
+  const attr = lib.func("int cudaDeviceGetAttribute(_Out_ int *value, int attr, int device)");
+  const setDevice = lib.func("int cudaSetDevice(int device)");
+  const memInfo = lib.func("int cudaMemGetInfo(_Out_ size_t *free, _Out_ size_t *total)");
+  const getDevice = lib.func("int cudaGetDevice(_Out_ int *device)");
+  const current = [0];
+  const restore = getDevice(current) === 0;
+  const out: NonNullable<CudaProbe["deviceList"]> = [];
+  for (let index = 0; index < count; index++) {
+    const get = (id: number) => {
+      const v = [0];
+      if (attr(v, id, index) !== 0) throw new Error(`cudaDeviceGetAttribute(${id}, ${index}) failed`);
+      return v[0];
+    };
+    try {
+      const free = [0];
+      const total = [0];
+      const totalBytes = setDevice(index) === 0 && memInfo(free, total) === 0 ? Number(total[0]) : 0;
+      out.push({ index, computeCapability: `${get(75)}.${get(76)}`, multiProcessors: get(16), totalBytes });
+    } catch {}
+  }
+  if (restore) setDevice(current[0]); // the probe leaves the thread's current device as it was
+  return out;
 }
 
 /** libcuda.so.1: where it is, and the version cudaDriverGetVersion gave (0 means none). */
