@@ -1,6 +1,6 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { Rng } from "../src/data/rng.ts";
-import { scope, type Tensor, tensor } from "../src/index.ts";
+import { configure, scope, type Tensor, tensor } from "../src/index.ts";
 import { bceWithLogits, crossEntropy, nll } from "../src/ops/classification.ts";
 import { softmaxCrossEntropy } from "../src/ops/loss.ts";
 import { huber, l1 } from "../src/ops/regression.ts";
@@ -189,5 +189,23 @@ describe("l1 and huber", () => {
       expect(() => l1(x, tensor(new Float32Array(3), [3]))).toThrow(
         "plait: l1: argument target has shape [3], expected [2] like pred",
       );
+    }));
+});
+
+describe("anomaly mode", () => {
+  afterEach(() => configure({ detectAnomaly: false }));
+  it("a loss that overflows from finite inputs is an error naming the loss; an all-ignored batch is not", () =>
+    scope(() => {
+      const big = tensor([1e308, -1e308], [2], { dtype: "f64" });
+      const zero = tensor([0, 0], [2], { dtype: "f64" });
+      expect(value(l1(big, zero))).toBe(Number.POSITIVE_INFINITY); // off: flows on
+      configure({ detectAnomaly: true });
+      expect(() => l1(big, zero)).toThrow(/^plait: l1: the loss overflowed to Infinity though every input is finite/);
+      expect(() => huber(big, zero)).toThrow(/^plait: huber: the loss overflowed/);
+      expect(() => bceWithLogits(big, tensor([-1, 0], [2], { dtype: "f64" }))).toThrow(
+        /^plait: bceWithLogits: the loss overflowed/,
+      );
+      const x = tensor([1, 2], [1, 2], { dtype: "f64" });
+      expect(value(crossEntropy(x, tensor([-1], [1], { dtype: "i32" }), { ignoreIndex: -1 }))).toBeNaN();
     }));
 });

@@ -1,12 +1,14 @@
 import { shapeStr, type Tensor } from "../core/tensor.ts";
 import { checkDTypeIn, checkInput, checkSameDType, checkSameShape } from "./check.ts";
+import { checkLoss } from "./loss.ts";
 import { readScalar, scalar } from "./scalar.ts";
 import { tapeFor } from "./tape.ts";
 
 // Classification losses as float64 loops over f32 or f64 inputs, each a scalar of the input's
 // dtype. Logit losses are stable (max-subtracted log-sum-exp; softplus through log1p(e^−|x|)),
 // and their backward passes recompute from the saved logits. Non-finite inputs give a
-// non-finite loss (for a loss scaler to skip the step), as the other losses do.
+// non-finite loss (for a loss scaler to skip the step), as the other losses do; in anomaly mode
+// a loss that overflows from finite inputs is an error.
 
 const FLOATS = ["f32", "f64"] as const;
 
@@ -90,6 +92,7 @@ function classLoss(op: string, x: Tensor, labels: Tensor, opts: CrossEntropyOpti
     }
     total += loss;
   }
+  if (count > 0) checkLoss(op, total / count);
   const out = scalar(total / count, dtype);
   const tape = tapeFor(x);
   if (tape) {
@@ -150,6 +153,7 @@ export function bceWithLogits(logits: Tensor, targets: Tensor): Tensor {
     const x = xs[i];
     total += Math.max(x, 0) - x * ts[i] + Math.log1p(Math.exp(-Math.abs(x)));
   }
+  checkLoss(op, total / n);
   const out = scalar(total / n, dtype);
   const tape = tapeFor(logits, targets);
   if (tape) {

@@ -90,7 +90,7 @@ export function mse(pred: Tensor, target: Tensor): Tensor {
  * Anomaly mode only: a non-finite loss is an error. Its inputs were scanned already (checkInput),
  * so the loss itself overflowed.
  */
-function checkLoss(op: string, value: number): void {
+export function checkLoss(op: string, value: number): void {
   if (Number.isFinite(value) || !detectingAnomalies()) return;
   throw new RangeError(
     `plait: ${op}: the loss overflowed to ${value} though every input is finite (anomaly mode: configure({ detectAnomaly: true }))`,

@@ -1,5 +1,6 @@
 import type { Tensor } from "../core/tensor.ts";
 import { checkDTypeIn, checkInput, checkSameDType, checkSameShape } from "./check.ts";
+import { checkLoss } from "./loss.ts";
 import { readScalar, scalar } from "./scalar.ts";
 import { tapeFor } from "./tape.ts";
 
@@ -48,6 +49,7 @@ function pointwise(
   const ts = target.data();
   let total = 0;
   for (let i = 0; i < n; i++) total += f(ps[i] - ts[i]);
+  checkLoss(op, total / n);
   const out = scalar(total / n, dtype);
   const tape = tapeFor(pred, target);
   if (tape) {
