@@ -20,6 +20,7 @@ import {
   softmaxCrossEntropy,
   type Tensor,
   type Tree,
+  tensor,
   train,
   treeMap,
   valueAndGrad,
@@ -36,6 +37,7 @@ type B = { x: Tensor; y: Tensor };
 const model = mlp([4, 8, 2]);
 const lossOf = (p: Tree, b: B) => softmaxCrossEntropy(model.apply(p, b.x), b.y);
 const quiet = { log: "none" as const };
+const tensorOf = (x: Float32Array) => tensor(x, [1, x.length]);
 const tmp = () => mkdtempSync(join(tmpdir(), "plait-fit-"));
 
 async function setup(lr = 0.1) {
@@ -108,6 +110,42 @@ describe("fit", () => {
     expect(r.history[2].metrics.valLoss).toBeCloseTo(mean, 12);
     const svg = readFileSync(join(dir, "metrics.svg"), "utf8");
     for (const label of ["loss", "valAcc", "valLoss", "late"]) expect(svg).toContain(`>${label}</text>`);
+  });
+
+  it("resumes from modelCheckpoint's last bit for bit: the same params, CSV, kept checkpoints and callback states", async () => {
+    const val = loader(arrayDataset(samples.slice(0, 16)), { batchSize: 8, shuffle: false });
+    const validate = { data: val, metrics: (p: Tree, b: B) => ({ valLoss: lossOf(p, b).toArray()[0] }) };
+    const run = async (dir: string, epochs: number, from?: string) => {
+      const trainer = train(valueAndGrad(lossOf), sgd({ lr: 0.05, momentum: 0.9 }));
+      const template = model.init(new Rng(1)) as unknown as Tree;
+      const ck = from ? load<any>(join(dir, "ckpt", from)) : undefined;
+      const state = ck ? await trainer.restore(template, ck) : await trainer.init(template);
+      const callbacks = [
+        csvLogger({ dir }),
+        earlyStopping({ monitor: "valLoss", patience: 10 }),
+        modelCheckpoint({ dir: join(dir, "ckpt"), monitor: "valLoss", saveTopK: 2, saveLast: true }),
+      ];
+      const data = loader(arrayDataset(samples), { batchSize: 8, seed: 3 });
+      const resume = ck ? { resume: ck.fit, callbackStates: ck.fit.callbacks } : {};
+      return runFit({ trainer, state, train: data, validate, epochs, callbacks, ...resume, ...quiet });
+    };
+    const straight = tmp();
+    const a = await run(straight, 4);
+    const resumed = tmp();
+    await run(resumed, 2);
+    const b = await run(resumed, 4, "last");
+    expect(b.history.map((h) => h.epoch)).toEqual([3, 4]);
+    const bits = (r: typeof a) => model.apply(r.state.params, tensorOf(samples[0].x)).toArray();
+    expect(bits(b)).toEqual(bits(a));
+    expect(b.history.map((h) => h.loss)).toEqual(a.history.slice(2).map((h) => h.loss));
+    expect(readFileSync(join(resumed, "metrics.csv"), "utf8")).toBe(
+      readFileSync(join(straight, "metrics.csv"), "utf8"),
+    );
+    expect(readdirSync(join(resumed, "ckpt")).sort()).toEqual(readdirSync(join(straight, "ckpt")).sort());
+    expect(b.callbackStates).toEqual(a.callbackStates);
+    await expect(run(resumed, 4, "last")).rejects.toThrow(
+      "plait: fit: resume.epoch 4 is not before epochs 4: nothing is left to train",
+    );
   });
 
   it("a diverging run stops with an error naming the epoch and the step", async () => {

@@ -22,6 +22,12 @@ export interface EpochEndEvent {
   readonly state: TrainState;
   readonly rank: number;
   readonly worldSize: number;
+  /**
+   * Every callback's state as it stands when this one runs (those before it in the list already
+   * updated for this epoch), and this callback's index in it: what a checkpoint saves to resume.
+   */
+  readonly callbackStates: readonly unknown[];
+  readonly index: number;
 }
 
 /** What `epochEnd` returns: the callback's next state, and a reason when it ends the run. */

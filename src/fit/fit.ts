@@ -57,6 +57,13 @@ export interface FitOptions<B, V = unknown> {
   /** Where rank 0 prints (default process.stderr). */
   logTo?: ProgressSink;
   /**
+   * Continue a run from a checkpoint's `fit: { epoch, step }` (what modelCheckpoint saves beside
+   * the state): training goes on at the next epoch, with the same shuffles and step numbers as a
+   * run that never stopped. Pass the restored state and the checkpoint's `fit.callbacks` as
+   * `callbackStates` too.
+   */
+  resume?: { epoch: number; step: number };
+  /**
    * The communicator the trainer was given (ctx.comm in a rank): the loss and logged metrics are
    * reduced over it. Needed in a world of several ranks; default a world of one.
    */
@@ -83,6 +90,7 @@ const OPTIONS = [
   "callbackStates",
   "log",
   "logTo",
+  "resume",
   "comm",
 ] as const;
 
@@ -110,6 +118,18 @@ export async function fit<B, V = unknown>(options: FitOptions<B, V>): Promise<Fi
   if (st === null || typeof st !== "object" || typeof st.opt?.step !== "number") {
     throw new TypeError(`plait: ${OP}: option state must be a TrainState (from await trainer.init(params))`);
   }
+  const resume = opts.resume ?? { epoch: 0, step: 0 };
+  const whole = (v: unknown) => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+  if (resume === null || typeof resume !== "object" || !whole(resume.epoch) || !whole(resume.step)) {
+    throw new TypeError(
+      `plait: ${OP}: option resume must be { epoch, step } (integers ≥ 0, a checkpoint's fit), got ${JSON.stringify(resume)}`,
+    );
+  }
+  if (resume.epoch >= epochs) {
+    throw new RangeError(
+      `plait: ${OP}: resume.epoch ${resume.epoch} is not before epochs ${epochs}: nothing is left to train`,
+    );
+  }
   const batchesOf = trainBatches(opts.train);
   const callbacks = checkCallbacks(opts.callbacks ?? []);
   const comm = opts.comm ?? localComm();
@@ -136,7 +156,7 @@ export async function fit<B, V = unknown>(options: FitOptions<B, V>): Promise<Fi
 
   const mode = sync.rank === 0 ? (opts.log ?? progressMode(opts.logTo ?? process.stderr, false)) : "none";
   let log = new EpochLog();
-  let step = 0;
+  let step = resume.step;
   let firstStep = opts.state.opt.step;
   let count = 0;
   let stopped: FitResult["stopped"];
@@ -195,7 +215,7 @@ export async function fit<B, V = unknown>(options: FitOptions<B, V>): Promise<Fi
       return metrics;
     },
     afterEpoch: async (record, s) => {
-      const e: EpochEndEvent = {
+      const e: Omit<EpochEndEvent, "callbackStates" | "index"> = {
         epoch: record.epoch,
         epochs,
         step,
@@ -205,7 +225,7 @@ export async function fit<B, V = unknown>(options: FitOptions<B, V>): Promise<Fi
         worldSize: sync.worldSize,
       };
       for (const [i, c] of callbacks.entries()) {
-        const r = await c.epochEnd?.(states[i], e);
+        const r = await c.epochEnd?.(states[i], { ...e, callbackStates: [...states], index: i });
         if (!r) continue;
         states[i] = r.state;
         if (r.stop !== undefined && !stopped) stopped = { epoch: record.epoch, by: c.name, reason: r.stop };
@@ -218,6 +238,7 @@ export async function fit<B, V = unknown>(options: FitOptions<B, V>): Promise<Fi
       return stopped !== undefined;
     },
     progress: mode,
+    firstEpoch: resume.epoch + 1,
     progressTo: opts.logTo,
   });
   if (dp) await trainer.stop(state);

@@ -29,7 +29,8 @@ const OPTIONS = ["dir", "monitor", "mode", "saveTopK", "saveLast"] as const;
 
 /**
  * Lightning's ModelCheckpoint as a value: after each epoch, saves the train state (with
- * `fit: { epoch, step, metrics }` beside it) as `epoch=E-step=S` when it ranks in the top k of
+ * `fit: { epoch, step, metrics, callbacks }` beside it: what `fit({ resume, callbackStates })`
+ * continues from; put modelCheckpoint last so the other callbacks' states are this epoch's) as `epoch=E-step=S` when it ranks in the top k of
  * `monitor` (strictly better than the worst kept one once k are kept; a NaN ranks last), and
  * deletes the checkpoint it pushes out; `last` is rewritten after every epoch when `saveLast`.
  * Each save goes through the atomic `save`, so a crash leaves a whole checkpoint. With several
@@ -62,10 +63,10 @@ export function modelCheckpoint(options: ModelCheckpointOptions): Callback<Model
     init: () => ({ best: [], bestName: undefined }),
     epochEnd(state, e) {
       const folder = e.worldSize > 1 ? join(opts.dir, `rank${e.rank}`) : opts.dir;
-      const write = (name: string) =>
-        save(join(folder, name), { ...e.state, fit: { epoch: e.epoch, step: e.step, metrics: { ...e.metrics } } });
       let best = state.best;
       let bestName = state.bestName;
+      const toWrite: string[] = [];
+      let evict: string | undefined;
       const name = `epoch=${e.epoch}-step=${e.step}`;
       if (k !== 0) {
         // without a monitor every epoch ranks as the newest: keep the latest (k = 1) or all (-1)
@@ -75,17 +76,23 @@ export function modelCheckpoint(options: ModelCheckpointOptions): Callback<Model
         const full = k !== -1 && best.length >= k;
         const worst = full ? worstOf(best, worse) : undefined;
         if (!full || (worst !== undefined && !Number.isNaN(raw) && worse(best[worst].score, ranked))) {
-          write(name);
+          toWrite.push(name);
           if (worst !== undefined) {
-            rmSync(join(folder, best[worst].name), { recursive: true, force: true });
+            evict = best[worst].name;
             best = best.filter((_, i) => i !== worst);
           }
           best = [...best, { name, score: ranked }];
           bestName = best[bestOf(best, worse)].name;
         }
       }
-      if (saveLast) write("last");
-      return { state: { best, bestName } };
+      if (saveLast) toWrite.push("last");
+      const next = { best, bestName };
+      // the callbacks' states as a resumed run needs them: this one's after this epoch's save
+      const callbacks = e.callbackStates.map((s, i) => (i === e.index ? next : s));
+      const fit = { epoch: e.epoch, step: e.step, metrics: { ...e.metrics }, callbacks };
+      for (const n of toWrite) save(join(folder, n), { ...e.state, fit });
+      if (evict !== undefined) rmSync(join(folder, evict), { recursive: true, force: true });
+      return { state: next };
     },
   };
 }

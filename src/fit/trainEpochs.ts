@@ -37,6 +37,8 @@ export interface TrainEpochsOptions<B> {
   /** "bar" on a TTY, "lines" otherwise, "none" for --json; default "none". */
   progress?: ProgressMode;
   progressTo?: ProgressSink;
+  /** The first epoch to run (default 1): a resumed run continues at the epoch after its checkpoint's. */
+  firstEpoch?: number;
 }
 
 const TRAIN_EPOCHS_OPTIONS = [
@@ -49,6 +51,7 @@ const TRAIN_EPOCHS_OPTIONS = [
   "afterEpoch",
   "progress",
   "progressTo",
+  "firstEpoch",
 ] as const;
 
 /**
@@ -64,7 +67,7 @@ export async function trainEpochs<B>(
   const progress = new Progress(opts.progress ?? "none", opts.progressTo ?? process.stderr, opts.epochs);
   let state = opts.state;
   const history: EpochRecord[] = [];
-  for (let epoch = 1; epoch <= opts.epochs; epoch++) {
+  for (let epoch = opts.firstEpoch ?? 1; epoch <= opts.epochs; epoch++) {
     const { count, get, size } = opts.batches(epoch);
     let lossSum = 0;
     let samples = 0;
