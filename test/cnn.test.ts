@@ -21,7 +21,9 @@ import {
   tensor,
   train,
   treeLeaves,
+  valueAndGrad,
   valueAndGradWithBuffers,
+  withPrecision,
 } from "../src/index.ts";
 import { mul } from "../src/ops/arith.ts";
 import { sum } from "../src/ops/reduce.ts";
@@ -111,6 +113,27 @@ describe("sequential and cnn", () => {
       expect(y.some((v) => v === 0)).toBe(true);
     });
   });
+});
+
+describe("the CNN under every precision", () => {
+  for (const precision of ["64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true"] as const) {
+    it(`takes training steps under ${precision} and lowers the loss on a fixed batch`, async () => {
+      const model = cnn({ input: [1, 8, 8], channels: [4, 4], classes: 3 });
+      const loss = (params: Tree, b: { x: Tensor; y: Tensor }) => softmaxCrossEntropy(model.apply(params, b.x), b.y);
+      const trainer = train(withPrecision(valueAndGrad(loss), precision), sgd({ lr: 0.05 }));
+      let state = await trainer.init(model.init(new Rng(0)) as unknown as Tree);
+      const rng = new Rng(8);
+      const batch = { x: randTensor(rng, [6, 64], "f32"), y: tensor(new Int32Array([0, 1, 2, 0, 1, 2]), [6]) };
+      const losses: number[] = [];
+      for (let i = 0; i < 8; i++) {
+        const r = await trainer(state, batch);
+        state = r.state;
+        losses.push(r.out.loss);
+      }
+      expect(losses.every(Number.isFinite)).toBe(true);
+      expect(losses.at(-1)!).toBeLessThan(losses[0] * 0.9);
+    });
+  }
 });
 
 describe("a model with buffers under train()", () => {
