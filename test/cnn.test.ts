@@ -65,6 +65,22 @@ describe("sequential and cnn", () => {
         "total: 20,490 parameters in 6 tensors",
       ]);
       expect(model.hasBuffers).toBe(false);
+      const bn = summary(cnn({ batchNorm: true }).init(new Rng(0)));
+      expect(bn.split("\n").map((l) => l.split(" ")[0])).toEqual([
+        "path",
+        "1.b",
+        "1.w",
+        "2.beta",
+        "2.gamma",
+        "5.b",
+        "5.w",
+        "6.beta",
+        "6.gamma",
+        "10.b",
+        "10.w",
+        "total:",
+      ]);
+      expect(bn).toContain("total: 20,586 parameters in 10 tensors");
     });
   });
 

@@ -175,7 +175,7 @@ export function summary(params: Tree): string {
   const walk = (v: unknown, path: string) => {
     if (v instanceof Tensor) rows.push([path, shapeStr(v.shape), v.dtype, v.size]);
     else if (Array.isArray(v)) for (const [i, x] of v.entries()) walk(x, `${path}[${i}]`);
-    else if (isPlainObject(v)) for (const k of Object.keys(v).sort()) walk(v[k], path ? `${path}.${k}` : k);
+    else if (isPlainObject(v)) for (const k of Object.keys(v).sort(byKey)) walk(v[k], path ? `${path}.${k}` : k);
     else
       throw new TypeError(
         `plait: summary: ${path || "argument params"} is ${describe(v)}, not a tensor, array or plain object`,
@@ -197,6 +197,10 @@ export function summary(params: Tree): string {
     `total: ${total.toLocaleString("en-US")} parameters in ${rows.length} tensors`,
   ].join("\n");
 }
+
+/** Layer indices in numeric order ("2" before "10"), other keys as strings. */
+const byKey = (a: string, b: string): number =>
+  /^\d+$/.test(a) && /^\d+$/.test(b) ? Number(a) - Number(b) : a < b ? -1 : a > b ? 1 : 0;
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   v !== null && typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype;
