@@ -5,7 +5,7 @@
 // A header or library that is not installed skips its tests with the reason in the test name.
 import { describe, expect, it } from "vitest";
 import * as api from "../ffi/cuda/api.ts";
-import { CudaError } from "../ffi/cuda/errors.ts";
+import { CUBLAS_STATUS, CudaError } from "../ffi/cuda/errors.ts";
 import { cudart, deviceCount } from "../ffi/cuda/runtime.ts";
 import { CUDA_DRIVER_SPEC, CUDART_SPEC } from "../ffi/cuda.ts";
 import { LibraryError, libraryMode, openLibrary } from "../ffi/find.ts";
@@ -92,6 +92,35 @@ describe("constants: every hard-coded value equals the header's", () => {
       expect(constantValue(headerText(path!), name), `${name} in ${path}`).toBe(value);
     });
   }
+});
+
+describe("cuBLAS status names (the fallback when cublasGetStatusName is missing)", () => {
+  const path = findHeader("cublas_api.h");
+  for (const [code, name] of Object.entries(CUBLAS_STATUS)) {
+    it.skipIf(!path)(`${name} = ${code}${skipReason("cublas_api.h")}`, () => {
+      expect(constantValue(headerText(path!), name)).toBe(Number(code));
+    });
+  }
+});
+
+describe("CudaError", () => {
+  it("names the API, the call, the code, CUDA's name and text, and what plait was doing", () => {
+    const e = new CudaError(
+      "cublasSgemm_v2",
+      "cublas",
+      13,
+      "CUBLAS_STATUS_EXECUTION_FAILED",
+      "the GPU program failed to execute",
+      "multiplying f32[2, 3] on cuda:0 by f32[3, 4] on cuda:0",
+    );
+    expect(e.name).toBe("CudaError");
+    expect(e.message).toBe(
+      "plait: CUDA cublas: cublasSgemm_v2 returned 13 (CUBLAS_STATUS_EXECUTION_FAILED: the GPU program failed to execute) while multiplying f32[2, 3] on cuda:0 by f32[3, 4] on cuda:0",
+    );
+    expect(new CudaError("cudaMalloc", "runtime", 2, "cudaErrorMemoryAllocation", "out of memory").message).toMatch(
+      /; out of device memory$/,
+    );
+  });
 });
 
 const TABLES: [string, Record<string, string>, string][] = [

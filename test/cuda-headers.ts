@@ -1,17 +1,33 @@
 // A small reader of the CUDA headers for the ABI tests: enum values, #defines and function
 // prototypes, with comments removed. Enough for the declarations plait binds, not a C parser.
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { CUBLAS_SPEC, CUDART_SPEC } from "../ffi/cuda.ts";
+import { candidates } from "../ffi/find.ts";
 
-/** Folders that may hold CUDA headers: CUDA_HOME, /usr/local/cuda*, and pip wheels' include dirs. */
+let dirs: string[] | undefined;
+
+/**
+ * Folders that may hold CUDA headers: CUDA_HOME, /usr/local/cuda*, and the include folder beside
+ * a pip wheel's library (site-packages/nvidia/cublas/{lib,include}, as on the GPU machines).
+ */
 export function headerDirs(): string[] {
+  dirs ??= findHeaderDirs();
+  return dirs;
+}
+
+function findHeaderDirs(): string[] {
   const dirs: string[] = [];
   for (const home of [process.env.CUDA_HOME, process.env.CUDA_PATH]) if (home) dirs.push(join(home, "include"));
   if (existsSync("/usr/local")) {
     for (const n of readdirSync("/usr/local").sort())
       if (/^cuda(-[\d.]+)?$/.test(n)) dirs.push(`/usr/local/${n}/include`);
   }
-  return dirs.filter((d) => existsSync(d));
+  for (const spec of [CUDART_SPEC, CUBLAS_SPEC]) {
+    for (const c of candidates(spec).list)
+      if (c.via.startsWith("python wheel")) dirs.push(join(dirname(dirname(c.path)), "include"));
+  }
+  return [...new Set(dirs)].filter((d) => existsSync(d));
 }
 
 /** The first header named `name` in headerDirs(), or undefined. */
