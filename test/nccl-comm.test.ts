@@ -45,11 +45,18 @@ beforeAll(() => {
   const reset = native.func("void fake_reset()");
   fake = { set, get, last: () => String(last()), reset };
 });
-afterEach(() => fake?.reset());
+afterEach(() => {
+  if (!fake) return;
+  const stale = fake.get(USED_AFTER_FREE);
+  fake.reset();
+  // NCCL frees a communicator in ncclCommAbort and ncclCommDestroy: nothing may touch it after
+  expect(stale, "calls on an aborted or destroyed communicator").toBe(0);
+});
 
 const ABORTS = 0;
 const DESTROYS = 1;
 const FINALIZES = 2;
+const USED_AFTER_FREE = 5;
 
 /** A DeviceTensor over the fake's "device" memory (host memory). */
 class Buf implements DeviceTensor {
@@ -204,7 +211,7 @@ describe.skipIf(!cc)("NcclComm on a stand-in NCCL (no GPU)", () => {
     expect(fake.get(ABORTS)).toBe(1);
     await expect(comm.barrier()).rejects.toThrow(/barrier: this NcclComm is broken by an earlier failure/);
     await comm.destroy();
-    expect(fake.get(ABORTS)).toBe(2); // destroy of a broken comm aborts again, never finalizes
+    expect(fake.get(ABORTS)).toBe(1); // a broken comm is aborted once, never finalized
     expect(fake.get(FINALIZES)).toBe(0);
   });
 
@@ -247,6 +254,30 @@ describe.skipIf(!cc)("NcclComm on a stand-in NCCL (no GPU)", () => {
     expect(e0).toBeInstanceOf(CommError);
     expect(e0.message).toMatch(/^plait: rank 1 reported: allReduce: rank 1 of 2 \(cuda:1/);
     expect([e0.failedRank, e0.reason]).toEqual([1, "failed"]);
+    await c0.destroy();
+    await c1.destroy();
+    await s1.close();
+    await s0.close();
+  });
+
+  it("a rank that times out tells its peers, naming no culprit (failedRank -1), and they stop too", async () => {
+    const s0 = await TcpStore.connect({ host: "127.0.0.1", port: 0, rank: 0, worldSize: 2, timeoutMs: 5000 });
+    const s1 = await TcpStore.connect({ host: "127.0.0.1", port: s0.port, rank: 1, worldSize: 2, timeoutMs: 5000 });
+    const [c0, c1] = await Promise.all([
+      NcclComm.bootstrap({ rank: 0, worldSize: 2, device: 0, via: s0, timeoutMs: 5000 }),
+      NcclComm.bootstrap({ rank: 1, worldSize: 2, device: 1, via: s1, timeoutMs: 5000 }),
+    ]);
+    fake.set(2, 1);
+    const t0 = performance.now();
+    const [e0, e1] = await Promise.all([
+      c0.allReduce(Buf.f32([1]), "sum", { timeoutMs: 100 }).catch((e) => e),
+      c1.allReduce(Buf.f32([1], 1), "sum", { timeoutMs: 5000 }).catch((e) => e),
+    ]);
+    expect(performance.now() - t0).toBeLessThan(2000);
+    expect([e0.reason, e0.failedRank]).toEqual(["timeout", -1]);
+    expect(e1.message).toMatch(/^plait: rank 0 reported: allReduce: rank 0 of 2 .* timed out after 100 ms/);
+    expect([e1.reason, e1.failedRank]).toEqual(["timeout", -1]);
+    expect(fake.get(ABORTS)).toBe(2);
     await c0.destroy();
     await c1.destroy();
     await s1.close();

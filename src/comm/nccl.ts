@@ -195,6 +195,8 @@ export class NcclComm implements Comm {
   private broken: CommError | undefined;
   private destroyed = false;
   private nextNoticePoll = 0;
+  /** The failure came from a peer's notice: not posted again. */
+  private fromPeer = false;
 
   private constructor(
     o: NcclInitOptions,
@@ -313,13 +315,15 @@ export class NcclComm implements Comm {
       if (ownStream) cuda.fn.cudaStreamDestroy(stream);
     };
     if (rc !== ncclSuccess && rc !== ncclInProgress) {
-      if (handle !== 0n) nccl.fn.ncclCommAbort(handle);
-      release();
-      throw new CommError(
+      // the message first: after ncclCommAbort the handle is freed
+      const e = new CommError(
         `plait: ${name}: ${who}: ncclCommInitRankConfig failed: ${nccl.describe(rc)}${lastError(nccl, handle)}`,
         "failed",
         o.rank,
       );
+      if (handle !== 0n) nccl.fn.ncclCommAbort(handle);
+      release();
+      throw e;
     }
     const deadline = performance.now() + timeoutMs;
     const started = performance.now();
@@ -327,20 +331,21 @@ export class NcclComm implements Comm {
       const state = asyncError(nccl, handle);
       if (state === ncclSuccess) break;
       if (state !== ncclInProgress || performance.now() >= deadline) {
+        const e =
+          state !== ncclInProgress
+            ? new CommError(
+                `plait: ${name}: ${who}: NCCL init failed: ${nccl.describe(state)}${lastError(nccl, handle)}`,
+                "failed",
+                o.rank,
+              )
+            : new CommError(
+                `plait: ${name}: ${who}: not every rank joined within ${timeoutMs} ms (ncclCommInitRankConfig still in progress; aborted)`,
+                "timeout",
+                -1,
+              );
         nccl.fn.ncclCommAbort(handle);
         release();
-        if (state !== ncclInProgress) {
-          throw new CommError(
-            `plait: ${name}: ${who}: NCCL init failed: ${nccl.describe(state)}${lastError(nccl, handle)}`,
-            "failed",
-            o.rank,
-          );
-        }
-        throw new CommError(
-          `plait: ${name}: ${who}: not every rank joined within ${timeoutMs} ms (ncclCommInitRankConfig still in progress; aborted)`,
-          "timeout",
-          -1,
-        );
+        throw e;
       }
       await (performance.now() - started < BUSY_MS ? immediate() : sleep(1));
     }
@@ -483,7 +488,7 @@ export class NcclComm implements Comm {
     const cuda = cudaCalls();
     cuda.fn.cudaSetDevice(this.device);
     if (this.broken) {
-      fn.ncclCommAbort(this.comm);
+      // fail() has aborted it already: ncclCommAbort frees the communicator, so never twice
     } else {
       const rc = fn.ncclCommFinalize(this.comm);
       const deadline = performance.now() + this.timeoutMs;
@@ -619,10 +624,12 @@ export class NcclComm implements Comm {
     }
     if (!notice) return;
     const text = new TextDecoder().decode(notice);
-    const m = /^(\d+) (\w+) ([\s\S]*)$/.exec(text);
+    const m = /^(\d+) (-?\d+) (\w+) ([\s\S]*)$/.exec(text);
     const from = m ? Number(m[1]) : -1;
-    const reason = (m?.[2] ?? "failed") as CommFailure;
-    this.fail(new CommError(`plait: rank ${from} reported: ${m?.[3] ?? text}`, reason, from));
+    const failed = m ? Number(m[2]) : -1;
+    const reason = (m?.[3] ?? "failed") as CommFailure;
+    this.fromPeer = true;
+    this.fail(new CommError(`plait: rank ${from} reported: ${m?.[4] ?? text}`, reason, failed));
   }
 
   /** Marks the comm broken with `e`, aborts NCCL's side, tells the peers through the store; returns e. */
@@ -632,9 +639,10 @@ export class NcclComm implements Comm {
     try {
       this.nccl.fn.ncclCommAbort(this.comm);
     } catch {}
-    if (this.store && !e.message.startsWith("plait: rank ")) {
-      const failed = e.failedRank >= 0 ? e.failedRank : this.rank;
-      void this.store.set(this.faultKey, `${failed} ${e.reason} ${e.message.replace(/^plait: /, "")}`).catch(() => {});
+    if (this.store && !this.fromPeer) {
+      // sender, failed rank (-1 when unknown, as after a timeout), reason, message
+      const notice = `${this.rank} ${e.failedRank} ${e.reason} ${e.message.replace(/^plait: /, "")}`;
+      void this.store.set(this.faultKey, notice).catch(() => {});
     }
     return e;
   }
