@@ -158,6 +158,33 @@ describe("concat and stack", () => {
     }));
 });
 
+describe("strided copies", () => {
+  it("long contiguous runs (native copies), merged axes and every element type copy bit for bit", () =>
+    scope(() => {
+      for (const dtype of ["f32", "f64", "f16", "bf16", "i32", "u8"] as const) {
+        const n = 2 * 600;
+        const vals = Array.from({ length: n }, (_, i) => (i * 7) % 251);
+        const x = tensor(vals, [2, 600], { dtype });
+        const left = slice(x, [0, 0], [2, 300]); // runs of 300
+        expect(left.toArray()).toEqual([...vals.slice(0, 300), ...vals.slice(600, 900)]);
+        const both = concat([x, x], 1); // runs of 600 into a [2, 1200]
+        expect(both.toArray()).toEqual([
+          ...vals.slice(0, 600),
+          ...vals.slice(0, 600),
+          ...vals.slice(600),
+          ...vals.slice(600),
+        ]);
+        const t = permute(tensor(vals, [2, 3, 200], { dtype }), [1, 0, 2]); // merged: runs of 200
+        expect(t.toArray().slice(200, 400)).toEqual(vals.slice(600, 800));
+      }
+      // NaN payloads and -0 survive a copy (bit patterns, not values)
+      const special = tensor(new Float32Array([Number.NaN, -0, Number.POSITIVE_INFINITY]), [3]);
+      const out = concat([special, special]).data();
+      expect(Object.is(out[1], -0)).toBe(true);
+      expect(Number.isNaN(out[3])).toBe(true);
+    }));
+});
+
 describe("slice", () => {
   const rng = new Rng(63);
   it("takes x[s0:e0, s1:e1, ...] with defaults and negative indices (numpy semantics)", () =>

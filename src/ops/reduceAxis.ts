@@ -45,7 +45,7 @@ function plan(op: string, x: Tensor, axis: Axes | undefined, keepDims: boolean):
 /** For every flat index of x, the flat index of the output element it reduces into. */
 function outIndex(x: Tensor, kept: Shape): Int32Array {
   const size = sizeOf(kept);
-  const ids = new Float64Array(size);
+  const ids = new Int32Array(size);
   for (let i = 0; i < size; i++) ids[i] = i;
   const map = new Int32Array(x.size);
   stridedCopy(x.shape, ids, 0, broadcastStrides(kept, x.shape), map, 0, stridesOf(x.shape));
@@ -155,7 +155,7 @@ function reduce(op: Kind, x: Tensor, axis: Axes | undefined, keepDims: boolean):
           repeat(g, dx);
           const d = dx.data();
           const e = new Float64Array(x.size);
-          repeatInto(out.data(), e);
+          repeatInto(Float64Array.from(out.data()), e);
           const xv = x.data();
           for (let i = 0; i < d.length; i++) d[i] *= Math.exp(xv[i] - e[i]);
         }),
