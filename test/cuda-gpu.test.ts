@@ -187,6 +187,20 @@ describe.skipIf(!gpu)(`on cuda:0${why}`, () => {
     for (const t of [a, b, ...outs]) t.dispose();
   });
 
+  it("sum and sum of squares: close to float64 and the same bits on every run", () => {
+    for (const n of [1, 255, 256, 1000, 300_001]) {
+      const x = values(n, 14);
+      const g = tensor(x, [n], { device: "cuda:0" });
+      const s = [...x].reduce((a, v) => a + v, 0);
+      const q = [...x].reduce((a, v) => a + v * v, 0);
+      expect(Math.abs(cuda.sumOn(g) - s)).toBeLessThan(1e-4 * (1 + Math.abs(s)) + 1e-3);
+      const sq = cuda.sumOn(g, { square: true });
+      expect(Math.abs(sq - q) / q).toBeLessThan(1e-5);
+      expect(cuda.sumOn(g, { square: true })).toBe(sq);
+      g.dispose();
+    }
+  });
+
   it("softmax cross-entropy: per-row losses and the mean's gradient against float64", () => {
     const [rows, cols] = [33, 10];
     const x = values(rows * cols, 13).map((v) => v * 8);

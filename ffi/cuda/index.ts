@@ -19,6 +19,7 @@ export {
   type SgdOnOptions,
   sgdOn,
   softmaxXentOn,
+  sumOn,
   unscaleOn,
 } from "./ops.ts";
 export * from "./runtime.ts";

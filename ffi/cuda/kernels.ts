@@ -106,6 +106,8 @@ export const KERNELS: Readonly<Record<string, KernelSpec>> = {
   relu_backward_f32: { module: "elementwise", params: [P, P, P, "u64"] },
   add_rows_f32: { module: "elementwise", params: [P, P, "u64", "u64"] },
   softmax_xent_f32: { module: "softmax_xent", params: [P, P, P, P, "u32", "f32"] },
+  sum_partial_f32: { module: "reduce", params: [P, "u64", "i32", P] },
+  sum_final_f32: { module: "reduce", params: [P, "u32", P] },
 };
 
 /** The committed PTX text of a module: beside this file in ffi/, or from dist/ffi the source tree's. */

@@ -174,3 +174,33 @@ export function softmaxXentOn(
   }
   return { loss, dlogits };
 }
+
+/**
+ * Σ x (or Σ x² with `square`, for a gradient norm) of an f32 tensor, as a number: two launches
+ * with no atomics (at most 1024 block partials, then one block), so the same tensor gives the
+ * same bits every time. Waits for the device's stream to read the result.
+ */
+export function sumOn(x: CudaTensor, opts: { square?: boolean } = {}): number {
+  const dev = check("sum", { x }, { x: "f32" });
+  if (x.size === 0) return 0;
+  const blocks = Math.min(1024, Math.ceil(x.size / 256));
+  const partials = new CudaTensor([blocks], "f32", dev);
+  const total = new CudaTensor([1], "f32", dev);
+  try {
+    const stream = deviceStream(dev);
+    launchKernel("sum_partial_f32", dev, { grid: [blocks], block: [256], stream }, [
+      x.ptr,
+      x.size,
+      opts.square ? 1 : 0,
+      partials.ptr,
+    ]);
+    launchKernel("sum_final_f32", dev, { grid: [1], block: [256], stream }, [partials.ptr, blocks, total.ptr]);
+    const out = new Float32Array(1);
+    memcpyDtoH(out, total.ptr, stream);
+    streamSynchronize(stream);
+    return out[0];
+  } finally {
+    partials.dispose();
+    total.dispose();
+  }
+}
