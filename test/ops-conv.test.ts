@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Rng } from "../src/data/rng.ts";
-import { cast, configure, scope, type Tensor, type Tree, tensor } from "../src/index.ts";
+import { blasStatus, cast, configure, scope, type Tensor, type Tree, tensor } from "../src/index.ts";
 import { add, mul } from "../src/ops/arith.ts";
 import { type Conv2dOptions, conv2d } from "../src/ops/conv.ts";
 import { avgPool2d, maxPool2d } from "../src/ops/pool.ts";
@@ -180,11 +180,16 @@ describe("conv2d", () => {
     scope(() => {
       const x = randTensor(rng, [2, 3, 8, 8], "f32");
       const w = randTensor(rng, [5, 3, 3, 3], "f32");
-      configure({ blas: "off" });
-      const a = conv2d(x, w, undefined, { padding: 1 }).toArray();
-      configure({ blas: "auto" });
-      const b = conv2d(x, w, undefined, { padding: 1 }).toArray();
-      expectClose(b, a, () => 1e-4, "blas vs wasm");
+      const before = blasStatus().mode;
+      try {
+        configure({ blas: "off" });
+        const a = conv2d(x, w, undefined, { padding: 1 }).toArray();
+        configure({ blas: "auto" });
+        const b = conv2d(x, w, undefined, { padding: 1 }).toArray();
+        expectClose(b, a, () => 1e-4, "blas vs wasm");
+      } finally {
+        configure({ blas: before });
+      }
     });
   });
 
