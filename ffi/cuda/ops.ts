@@ -133,9 +133,10 @@ function binary(kernel: string, op: string, a: CudaTensor, b: CudaTensor): CudaT
 }
 
 /** Elementwise a + b, a · b (f32, same size), relu(x), and relu's backward dx = g·[x > 0]. */
-export const addOn = (a: CudaTensor, b: CudaTensor) => binary("add_f32", "add", a, b);
-export const mulOn = (a: CudaTensor, b: CudaTensor) => binary("mul_f32", "mul", a, b);
-export const reluBackwardOn = (x: CudaTensor, g: CudaTensor) => binary("relu_backward_f32", "reluBackward", x, g);
+export const addOn = (a: CudaTensor, b: CudaTensor): CudaTensor => binary("add_f32", "add", a, b);
+export const mulOn = (a: CudaTensor, b: CudaTensor): CudaTensor => binary("mul_f32", "mul", a, b);
+export const reluBackwardOn = (x: CudaTensor, g: CudaTensor): CudaTensor =>
+  binary("relu_backward_f32", "reluBackward", x, g);
 export function reluOn(x: CudaTensor): CudaTensor {
   const dev = check("relu", { x }, { x: "f32" });
   const out = new CudaTensor(x.shape, "f32", dev);
@@ -151,7 +152,7 @@ export function reluOn(x: CudaTensor): CudaTensor {
 export function softmaxXentOn(
   logits: CudaTensor,
   labels: CudaTensor,
-  gradScale = 1 / Math.max(1, logits.shape[0]),
+  gradScale: number = 1 / Math.max(1, logits.shape[0]),
 ): { loss: CudaTensor; dlogits: CudaTensor } {
   const dev = check("softmaxCrossEntropy", { logits, labels }, { logits: "f32", labels: "i32" });
   if (logits.ndim !== 2 || labels.ndim !== 1 || labels.shape[0] !== logits.shape[0]) {
