@@ -284,6 +284,29 @@ describe.skipIf(!cc)("NcclComm on a stand-in NCCL (no GPU)", () => {
     await s0.close();
   });
 
+  it('bootstrap "env" serves the store at MASTER_ADDR:MASTER_PORT and closes it in destroy()', async () => {
+    const free = await TcpStore.connect({ host: "127.0.0.1", port: 0, rank: 0, worldSize: 1 });
+    const port = free.port;
+    await free.close();
+    const saved = { ...process.env };
+    Object.assign(process.env, { MASTER_ADDR: "127.0.0.1", MASTER_PORT: String(port), RANK: "0", WORLD_SIZE: "1" });
+    try {
+      const comm = await NcclComm.bootstrap({ rank: 0, worldSize: 1, device: 0, timeoutMs: 5000 });
+      await expect(TcpStore.connect({ host: "127.0.0.1", port, rank: 0, worldSize: 1 })).rejects.toThrow("EADDRINUSE");
+      await comm.destroy();
+      const again = await TcpStore.connect({ host: "127.0.0.1", port, rank: 0, worldSize: 1 });
+      await again.close();
+      await expect(NcclComm.bootstrap({ rank: 1, worldSize: 2, device: 0, timeoutMs: 5000 })).rejects.toThrow(
+        "options rank 1 and worldSize 2 disagree with option via's rank 0 of 1",
+      );
+      // the store it opened for that is closed again
+      const third = await TcpStore.connect({ host: "127.0.0.1", port, rank: 0, worldSize: 1 });
+      await third.close();
+    } finally {
+      process.env = saved;
+    }
+  });
+
   it("shareUniqueId over a Comm broadcasts rank 0's bytes and checks their length", async () => {
     const id = await shareUniqueId(localComm(), { make: () => new Uint8Array(128).fill(7) });
     expect(Array.from(id.subarray(0, 3))).toEqual([7, 7, 7]);

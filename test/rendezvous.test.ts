@@ -177,6 +177,19 @@ describe("TcpStore in one process", () => {
     }
   });
 
+  it("another program on the port: the connecting rank says it is not plait's store", async () => {
+    const other: Server = createServer((s) => s.on("data", () => s.write("HTTP/1.1 400 Bad Request\r\n\r\n")));
+    await new Promise<void>((r) => other.listen(0, HOST, () => r()));
+    const port = (other.address() as { port: number }).port;
+    try {
+      const e = await TcpStore.connect({ host: HOST, port, rank: 1, worldSize: 2, timeoutMs: 2000 }).catch((x) => x);
+      expect(e.message).toContain(`the store at ${HOST}:${port} sent a frame of`);
+      expect(e.message).toContain("not plait's rendezvous protocol");
+    } finally {
+      other.close();
+    }
+  });
+
   it("bad arguments and missing variables are named", async () => {
     await expect(TcpStore.connect({ host: HOST, port: 0, rank: 2, worldSize: 2 })).rejects.toThrow(
       "option rank must be an integer in [0, 1], got 2",

@@ -245,12 +245,12 @@ export class NcclComm implements Comm {
       throw new TypeError(`plait: ${name}: option via must be a Comm, a TcpStore or "env", got ${typeName(via)}`);
     }
     const source = store ?? (via as Comm);
-    if (source.rank !== o.rank || source.worldSize !== o.worldSize) {
-      throw new RangeError(
-        `plait: ${name}: options rank ${o.rank} and worldSize ${o.worldSize} disagree with option via's rank ${source.rank} of ${source.worldSize}`,
-      );
-    }
     try {
+      if (source.rank !== o.rank || source.worldSize !== o.worldSize) {
+        throw new RangeError(
+          `plait: ${name}: options rank ${o.rank} and worldSize ${o.worldSize} disagree with option via's rank ${source.rank} of ${source.worldSize}`,
+        );
+      }
       const key = o.key ?? "plait/nccl/id";
       const id = await shareUniqueId(source, { key, timeoutMs, make: () => ncclUniqueId(loadNccl(o.library)) });
       if (store) await store.arrive(`${key}/init`, { timeoutMs });
