@@ -11,6 +11,7 @@ import { powInt } from "../src/core/portableMath.ts";
 import * as core from "../src/core/reduce.ts";
 import { configure, deterministic, runtime, runtimeStarted } from "../src/core/runtime.ts";
 import { tensor } from "../src/core/tensor.ts";
+import { logSumExp } from "../src/ops/reduceAxis.ts";
 import { exp, log } from "../src/ops/unary.ts";
 
 afterEach(() => {
@@ -144,6 +145,10 @@ describe("deterministic mode, after the runtime started", () => {
     expect(exp(x).toArray()).toEqual(xs.map(portable.exp));
     const y = tensor([1e-300, 0.5, 1, 2, 1e10], [5], { dtype: "f64" });
     expect(log(y).toArray()).toEqual([1e-300, 0.5, 1, 2, 1e10].map(portable.log));
+    // logSumExp's float64 loop too: m + log Σ e^(x − m)
+    const m = Math.max(...xs);
+    const want = m + portable.log(xs.reduce((a, v) => a + portable.exp(v - m), 0));
+    expect(logSumExp(x).toArray()[0]).toBe(want);
   });
 });
 

@@ -1,3 +1,5 @@
+import * as portable from "../core/portableMath.ts";
+import { deterministic } from "../core/runtime.ts";
 import { type Shape, shapeStr, sizeOf, Tensor } from "../core/tensor.ts";
 import { checkDTypeIn, checkInput } from "./check.ts";
 import { broadcastStrides, type Elements, normAxis, stridedCopy, stridesOf } from "./strided.ts";
@@ -6,6 +8,11 @@ import { tapeFor } from "./tape.ts";
 // Reductions along axes (sum, mean, max, logSumExp, argmax), f32 and f64, as plain loops that
 // accumulate in float64 and round once to x's dtype. Without an axis, sum/mean/max in reduce.ts
 // reduce everything on the SIMD kernels instead.
+
+// Math.exp and Math.log differ in the last bit between V8 and JavaScriptCore: deterministic mode
+// (configure({ deterministic: true })) takes the portable ones, the same bits on every runtime.
+const exp = (x: number) => (deterministic() ? portable.exp(x) : Math.exp(x));
+const log = (x: number) => (deterministic() ? portable.log(x) : Math.log(x));
 
 /** One axis or several; negative axes count from the end. */
 export type Axes = number | readonly number[];
@@ -112,8 +119,8 @@ function reduce(op: Kind, x: Tensor, axis: Axes | undefined, keepDims: boolean):
     else {
       const s = new Float64Array(size);
       for (let o = 0; o < size; o++) if (!Number.isFinite(m[o])) m[o] = Number.isNaN(m[o]) ? m[o] : 0;
-      for (let i = 0; i < xs.length; i++) s[map[i]] += Math.exp(xs[i] - m[map[i]]);
-      for (let o = 0; o < size; o++) ys[o] = m[o] + Math.log(s[o]);
+      for (let i = 0; i < xs.length; i++) s[map[i]] += exp(xs[i] - m[map[i]]);
+      for (let o = 0; o < size; o++) ys[o] = m[o] + log(s[o]);
     }
   }
   const tape = tapeFor(x);
@@ -157,7 +164,7 @@ function reduce(op: Kind, x: Tensor, axis: Axes | undefined, keepDims: boolean):
           const e = new Float64Array(x.size);
           repeatInto(Float64Array.from(out.data()), e);
           const xv = x.data();
-          for (let i = 0; i < d.length; i++) d[i] *= Math.exp(xv[i] - e[i]);
+          for (let i = 0; i < d.length; i++) d[i] *= exp(xv[i] - e[i]);
         }),
       [x, out],
     );
