@@ -1,4 +1,18 @@
 // Initialisers and the small MLP helper (src/nn).
+
+export {
+  type AttentionOptions,
+  type AttentionParams,
+  type BlockInitOptions,
+  type BlockParams,
+  causalSelfAttention,
+  type Dense,
+  initAttention,
+  initTransformerBlock,
+  type Norm,
+  transformerBlock,
+} from "./attention.ts";
+export { type Gpt, type GptOptions, type GptParams, gpt } from "./gpt.ts";
 export {
   heNormal,
   heUniform,
