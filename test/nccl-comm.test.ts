@@ -307,6 +307,19 @@ describe.skipIf(!cc)("NcclComm on a stand-in NCCL (no GPU)", () => {
     }
   });
 
+  it("threads: every spawn() rank gets rank 0's id over its ShmComm and bootstraps on it", async () => {
+    const { spawn } = await import("../src/launch/index.ts");
+    const out = await spawn<{ rank: number; id: number[]; library: string }>(
+      new URL("./fixtures/nccl-threads.mjs", import.meta.url),
+      "main",
+      { devices: 3, timeoutMs: 30_000 },
+    );
+    expect(out.map((r) => r.rank)).toEqual([0, 1, 2]);
+    expect(new Set(out.map((r) => r.id.join(","))).size).toBe(1);
+    expect(out[0].id.slice(1)).toEqual([6, 11, 16]);
+    expect(out.every((r) => r.library === "2.30.7")).toBe(true);
+  });
+
   it("shareUniqueId over a Comm broadcasts rank 0's bytes and checks their length", async () => {
     const id = await shareUniqueId(localComm(), { make: () => new Uint8Array(128).fill(7) });
     expect(Array.from(id.subarray(0, 3))).toEqual([7, 7, 7]);
