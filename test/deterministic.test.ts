@@ -175,6 +175,17 @@ describe("portable math (the same bits on V8 and JavaScriptCore)", () => {
     expect(worstLog).toBeLessThanOrEqual(1);
   });
 
+  it("log1p is within 2 ulp of Math.log1p, from 2^-60 to 2^60 and down to −1", () => {
+    let worst = 0;
+    for (let i = 0; i < 20000; i++) {
+      const x = i % 2 ? 2 ** ((rng() - 0.5) * 120) : -rng();
+      worst = Math.max(worst, ulps(portable.log1p(x), Math.log1p(x)));
+    }
+    expect(worst).toBeLessThanOrEqual(2);
+    expect([portable.log1p(0), portable.log1p(-1), portable.log1p(1e300)]).toEqual([0, -Infinity, Math.log(1e300)]);
+    expect(Object.is(portable.log1p(-0), -0)).toBe(true);
+  });
+
   it("exp and log give the IEEE special values", () => {
     expect(portable.exp(0)).toBe(1);
     expect(portable.exp(Number.NEGATIVE_INFINITY)).toBe(0);

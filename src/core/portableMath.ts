@@ -3,7 +3,7 @@
 // runs ports of fdlibm, JavaScriptCore (Bun) the C library's, and the last bit differs for some
 // arguments. +, −, ×, ÷ and sqrt are correctly rounded everywhere and JS never fuses them, so
 // these functions give the same bits on every runtime. Accuracy: about 1 ulp (exp, log), a few
-// ulp (cosPi, powInt); test/deterministic.test.ts measures them against Math.*.
+// ulp (log1p, cosPi, powInt); test/deterministic.test.ts measures them against Math.*.
 
 const f64 = new Float64Array(1);
 const u32 = new Uint32Array(f64.buffer);
@@ -69,6 +69,18 @@ export function log(x: number): number {
   r *= z;
   const hfsq = 0.5 * f * f;
   return e * LN2_HI + (f - (hfsq - (s * (hfsq + r) + e * LN2_LO)));
+}
+
+/**
+ * ln(1 + x) for x ≥ −1, accurate for small x: u = 1 + x rounded, then ln(u)·x/(u − 1), which
+ * cancels the rounding of u (Goldberg, "What every computer scientist should know about
+ * floating-point arithmetic", theorem 4); within a few ulp.
+ */
+export function log1p(x: number): number {
+  const u = 1 + x;
+  if (u === 1) return x; // |x| < 2^-53: ln(1 + x) = x to the last bit (also keeps −0)
+  if (u === Number.POSITIVE_INFINITY) return log(x); // x is huge: ln(1 + x) = ln(x)
+  return (log(u) * x) / (u - 1);
 }
 
 /** cos(r) for |r| ≤ π/4, Taylor to r^18. */

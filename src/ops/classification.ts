@@ -1,3 +1,5 @@
+import * as portable from "../core/portableMath.ts";
+import { deterministic } from "../core/runtime.ts";
 import { shapeStr, type Tensor } from "../core/tensor.ts";
 import { checkDTypeIn, checkInput, checkSameDType, checkSameShape } from "./check.ts";
 import { checkLoss } from "./loss.ts";
@@ -9,6 +11,12 @@ import { tapeFor } from "./tape.ts";
 // and their backward passes recompute from the saved logits. Non-finite inputs give a
 // non-finite loss (for a loss scaler to skip the step), as the other losses do; in anomaly mode
 // a loss that overflows from finite inputs is an error.
+
+// Math.exp, Math.log and Math.log1p differ in the last bit between V8 and JavaScriptCore:
+// deterministic mode (configure({ deterministic: true })) takes the portable ones.
+const exp = (x: number) => (deterministic() ? portable.exp(x) : Math.exp(x));
+const log = (x: number) => (deterministic() ? portable.log(x) : Math.log(x));
+const log1p = (x: number) => (deterministic() ? portable.log1p(x) : Math.log1p(x));
 
 const FLOATS = ["f32", "f64"] as const;
 
@@ -110,7 +118,7 @@ function classLoss(op: string, x: Tensor, labels: Tensor, opts: CrossEntropyOpti
             const base = r * C;
             if (fromLogits) {
               const lse = logSumExpRow(xv, base, C);
-              for (let c = 0; c < C; c++) d[base + c] = scale * (Math.exp(xv[base + c] - lse) - eps / C);
+              for (let c = 0; c < C; c++) d[base + c] = scale * (exp(xv[base + c] - lse) - eps / C);
             } else if (eps > 0) for (let c = 0; c < C; c++) d[base + c] = (-scale * eps) / C;
             d[base + yv[r]] -= scale * (1 - eps);
           }
@@ -127,8 +135,8 @@ function logSumExpRow(xs: ArrayLike<number>, base: number, n: number): number {
   if (Number.isNaN(m)) return m;
   const shift = Number.isFinite(m) ? m : 0;
   let s = 0;
-  for (let c = 0; c < n; c++) s += Math.exp(xs[base + c] - shift);
-  return shift + Math.log(s);
+  for (let c = 0; c < n; c++) s += exp(xs[base + c] - shift);
+  return shift + log(s);
 }
 
 /**
@@ -151,7 +159,7 @@ export function bceWithLogits(logits: Tensor, targets: Tensor): Tensor {
   let total = 0;
   for (let i = 0; i < n; i++) {
     const x = xs[i];
-    total += Math.max(x, 0) - x * ts[i] + Math.log1p(Math.exp(-Math.abs(x)));
+    total += Math.max(x, 0) - x * ts[i] + log1p(exp(-Math.abs(x)));
   }
   checkLoss(op, total / n);
   const out = scalar(total / n, dtype);
@@ -179,6 +187,6 @@ export function bceWithLogits(logits: Tensor, targets: Tensor): Tensor {
 }
 
 function sigmoid(x: number): number {
-  const z = Math.exp(-Math.abs(x));
+  const z = exp(-Math.abs(x));
   return x >= 0 ? 1 / (1 + z) : z / (1 + z);
 }
