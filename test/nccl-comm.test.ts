@@ -18,6 +18,7 @@ import { localComm } from "../src/comm/local.ts";
 import { type DeviceTensor, NcclComm, shareUniqueId } from "../src/comm/nccl.ts";
 import { TcpStore } from "../src/comm/rendezvous.ts";
 import { tensor } from "../src/core/tensor.ts";
+import { skipMpi } from "./native.ts";
 
 const SOURCE = fileURLToPath(new URL("./fixtures/fake-nccl.c", import.meta.url));
 const cc = (() => {
@@ -318,6 +319,25 @@ describe.skipIf(!cc)("NcclComm on a stand-in NCCL (no GPU)", () => {
     expect(new Set(out.map((r) => r.id.join(","))).size).toBe(1);
     expect(out[0].id.slice(1)).toEqual([6, 11, 16]);
     expect(out.every((r) => r.library === "2.30.7")).toBe(true);
+  });
+
+  it.skipIf(skipMpi())("MPI processes: rank 0's id reaches every process over MpiComm and each bootstraps", () => {
+    const fixture = fileURLToPath(new URL("./fixtures/nccl-mpi.mjs", import.meta.url));
+    const out = execFileSync(
+      "mpirun",
+      ["--allow-run-as-root", "--oversubscribe", "-np", "2", process.execPath, fixture],
+      { encoding: "utf8", timeout: 60_000, env: { ...process.env, PLAIT_THREADS: "1" } },
+    );
+    const results = out
+      .split("\n")
+      .filter((l) => l.startsWith("RESULT "))
+      .map((l) => JSON.parse(l.slice(7)))
+      .sort((a, b) => a.rank - b.rank);
+    expect(results.map((r) => [r.rank, r.worldSize])).toEqual([
+      [0, 2],
+      [1, 2],
+    ]);
+    expect(results[1].id).toEqual(results[0].id);
   });
 
   it("shareUniqueId over a Comm broadcasts rank 0's bytes and checks their length", async () => {

@@ -95,10 +95,10 @@ export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-}"
 # 5. tests, then the benchmark (each bounded, so that the whole fits one device call)
 status=0
 say "tests: test/gpu/nccl.mjs"
-timeout 240 "$node_cmd" test/gpu/nccl.mjs "$out/tests.json" 2>&1 | tee -a "$log" || status=1
+timeout 200 "$node_cmd" test/gpu/nccl.mjs "$out/tests.json" 2>&1 | tee -a "$log" || status=1
 if [[ -n "$py" ]]; then
   say "baseline: test/gpu/torch_bench.py"
-  timeout 150 "$py" test/gpu/torch_bench.py "$out/torch.json" 2>&1 | tee -a "$log" || say "torch baseline failed"
+  timeout 120 "$py" test/gpu/torch_bench.py "$out/torch.json" 2>&1 | tee -a "$log" || say "torch baseline failed"
 fi
 say "bench: test/gpu/bench.mjs"
 timeout 200 "$node_cmd" test/gpu/bench.mjs "$out/bench.json" "$out/torch.json" 2>&1 | tee -a "$log" || say "bench failed"
