@@ -251,7 +251,7 @@ export function blasStatus(): BlasStatus {
     usable: b !== undefined,
     inUse: b !== undefined && !det,
     reason: det
-      ? "deterministic mode: matmul and linear run the WASM GEMM"
+      ? "deterministic mode is on (configure({ deterministic }) / PLAIT_DETERMINISTIC): no system BLAS"
       : b
         ? null
         : (s.error?.message.replace(/^plait: BLAS: /, "") ?? null),

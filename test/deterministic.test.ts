@@ -89,7 +89,9 @@ describe("deterministic mode, before the runtime starts", () => {
     expect(blasFor("f64")).toBeUndefined();
     const status = blasStatus();
     expect(status.inUse).toBe(false);
-    expect(status.reason).toMatch(/^deterministic mode: matmul and linear run the WASM GEMM/);
+    expect(status.reason).toMatch(
+      /^deterministic mode is on \(configure\(\{ deterministic \}\) \/ PLAIT_DETERMINISTIC\): no system BLAS$/,
+    );
   });
 });
 
