@@ -147,7 +147,8 @@ export function loadNccl(option?: string): NcclBinding {
   if (loaded?.key === key) return loaded.binding;
   declareOpaqueStruct("ncclUniqueId", NCCL_UNIQUE_ID_BYTES);
   let code = 0;
-  const found = openLibrary(NCCL_SPEC, mode, Object.keys(PROTOTYPES), (lib) => {
+  // the version first, so that an old NCCL is named as such rather than by the symbols it lacks
+  const found = openLibrary(NCCL_SPEC, mode, ["ncclGetVersion"], (lib) => {
     const out = [0];
     const rc = lib.func(PROTOTYPES.ncclGetVersion)(out);
     if (rc !== 0) throw new Error(`ncclGetVersion returned ${rc}`);
@@ -157,6 +158,8 @@ export function loadNccl(option?: string): NcclBinding {
         `NCCL ${ncclVersionString(code)} is older than 2.14, the first with non-blocking communicators, which plait needs`,
       );
     }
+    const missing = Object.keys(PROTOTYPES).filter((name) => !lib.has(name));
+    if (missing.length > 0) throw new Error(`NCCL ${ncclVersionString(code)} lacks ${missing.join(", ")}`);
   });
   const fn = Object.fromEntries(
     Object.entries(PROTOTYPES).map(([name, proto]) => [name, found.lib.func(proto)]),

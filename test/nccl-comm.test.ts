@@ -104,6 +104,14 @@ describe.skipIf(!cc)("NcclComm on a stand-in NCCL (no GPU)", () => {
     expect(id[1]).toBe(6);
   });
 
+  it("an NCCL older than 2.14 is refused by its version", async () => {
+    fake.set(3, 21304);
+    const { loadNccl: load } = await import("../ffi/nccl.ts");
+    expect(() => load(`${process.env.PLAIT_NCCL}`)).toThrow(
+      /NCCL 2\.13\.4 is older than 2\.14, the first with non-blocking communicators, which plait needs/,
+    );
+  });
+
   it("init passes the id by value and a valid ncclConfig_t; collectives pass counts, dtypes, ops and roots", async () => {
     const comm = await one();
     expect(comm.library.version).toBe("2.30.7");
