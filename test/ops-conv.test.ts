@@ -142,6 +142,26 @@ describe("conv2d", () => {
     });
   }
 
+  it("the f32 kernels (im2col, col2im) give the f64 loops' gradients of x, w and b, in every case", () => {
+    for (const { xs, ws, o } of CASES) {
+      scope(() => {
+        const p64: Params = { x: randTensor(rng, xs), w: randTensor(rng, ws), b: randTensor(rng, [ws[0]]) };
+        const r = randTensor(rng, conv2d(p64.x, p64.w, undefined, o).shape as number[]);
+        const lossOf = (rr: Tensor) => (p: Tree) => {
+          const q = p as Params;
+          return sum(mul(conv2d(q.x, q.w, q.b, o), rr));
+        };
+        const g64 = valueAndGrad(lossOf(r))(p64, undefined).grads as Params;
+        const p32: Params = { x: cast(p64.x, "f32"), w: cast(p64.w, "f32"), b: cast(p64.b, "f32") };
+        const g32 = valueAndGrad(lossOf(cast(r, "f32")))(p32, undefined).grads as Params;
+        for (const k of ["x", "w", "b"]) {
+          const scale = Math.max(...g64[k].toArray().map(Math.abs));
+          expectClose(g32[k].toArray(), g64[k].toArray(), () => 1e-5 * scale * 8, `d${k} f32 vs f64`);
+        }
+      });
+    }
+  });
+
   it("gradients accumulate when a tensor feeds two convolutions, and flow through a stack of them", () => {
     scope(() => {
       const params: Params = {
@@ -259,6 +279,26 @@ describe("maxPool2d and avgPool2d", () => {
       });
     });
   }
+
+  it("the f32 2×2 kernel gives the f64 loop's values and gradient, ties included", () => {
+    scope(() => {
+      const xv = Array.from(randn(rng, 2 * 3 * 7 * 6), (v) => Math.round(v * 2) / 2); // halves: many ties
+      const x64 = tensor(xv, [2, 3, 7, 6], { dtype: "f64" });
+      const r = randTensor(rng, [2, 3, 3, 3]);
+      const run = (x: Tensor, rr: Tensor) => {
+        const y = maxPool2d(x, { kernel: 2 }).toArray();
+        const { grads } = valueAndGrad((p: Tree) => sum(mul(maxPool2d((p as Params).x, { kernel: 2 }), rr)))(
+          { x },
+          undefined,
+        );
+        return { y, dx: (grads as Params).x.toArray() };
+      };
+      const a = run(x64, r);
+      const b = run(cast(x64, "f32"), cast(r, "f32"));
+      expect(b.y).toEqual(a.y);
+      expectClose(b.dx, a.dx, () => 1e-6, "dx");
+    });
+  });
 
   it("max pooling propagates NaN and sends the gradient to the first maximum at ties", () => {
     scope(() => {

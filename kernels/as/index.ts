@@ -24,3 +24,5 @@ export * from "./collective_reduce";
 export * from "./collective_half";
 export * from "./cast";
 export * from "./clamp";
+export * from "./im2col";
+export * from "./max_pool";

@@ -5,7 +5,7 @@ import * as gemm from "../core/gemm.ts";
 import { shapeStr, Tensor } from "../core/tensor.ts";
 import { colSums } from "./broadcast.ts";
 import { checkInput } from "./check.ts";
-import { col2im, type Geometry, im2col, outSize, type Pair, pairOf } from "./im2col.ts";
+import { col2im, type Geometry, geometryArgs, im2col, outSize, type Pair, pairOf } from "./im2col.ts";
 import { as } from "./kernels.ts";
 import { type GradSink, tapeFor } from "./tape.ts";
 
@@ -25,7 +25,7 @@ const OP = "conv2d";
  * w [O, C, KH, KW], plus b [O] when given: out [N, O, OH, OW] with
  * OH = ⌊(H + 2·padding − dilation·(KH − 1) − 1) / stride⌋ + 1 (and OW alike).
  *
- * It runs as im2col and one GEMM: the columns [C·KH·KW, N·OH·OW] times the weight seen as
+ * It runs as im2col (an AssemblyScript kernel for f32) and one GEMM: the columns [C·KH·KW, N·OH·OW] times the weight seen as
  * [O, C·KH·KW], the bias fused into the GEMM, so the system BLAS (configure({ blas })) speeds it
  * up as it does matmul. The backward is two more GEMMs (dw = gᵀ·colsᵀ, dcols = wᵀ·gᵀ), column
  * sums for db and col2im for dx.
@@ -46,7 +46,8 @@ export function conv2d(x: Tensor, w: Tensor, b?: Tensor, opts: Conv2dOptions = {
   const half = isHalf(w.dtype) ? w.dtype : undefined;
 
   const cols = new Tensor([k, np], x.dtype);
-  im2col(x.data() as Float32Array, cols.data() as Float32Array, g);
+  if (x.dtype === "f32") as().im2col_f32(x.ptr, cols.ptr, ...geometryArgs(g));
+  else im2col(x.data() as Float64Array, cols.data() as Float64Array, g);
   const w2 = new Tensor([o, k], w.dtype);
   as().copy_bytes(w2.ptr, w.ptr, w.byteLength);
   const colsOp = half ? toDType(cols, half) : cols;
@@ -102,9 +103,10 @@ function backward(
     if (dx) {
       // dcols [K, N·OH·OW] = w2ᵀ · g2ᵀ, scattered back by col2im
       const dcols = product(w2, gOp, { transA: true, transB: true });
-      const out = dx.out.data() as Float32Array;
+      const out = dx.out.data() as Float32Array | Float64Array;
       if (!dx.accumulate) out.fill(0);
-      col2im(dcols.data() as Float32Array, out, g);
+      if (x.dtype === "f32") as().col2im_f32(dcols.ptr, dx.out.ptr, ...geometryArgs(g));
+      else col2im(dcols.data() as Float64Array, out as Float64Array, g);
       dcols.dispose();
     }
   } finally {

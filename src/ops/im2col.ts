@@ -1,4 +1,5 @@
-// im2col / col2im for conv2d (NCHW), as TypeScript loops over typed arrays. The column matrix
+// im2col / col2im for conv2d (NCHW): f32 runs the AssemblyScript kernels (kernels/as/im2col.ts),
+// f64 these TypeScript loops over typed arrays (the same walk). The column matrix
 // is laid out [C·KH·KW, N·OH·OW] (caffe's im2col with the batch folded into the columns): for
 // stride 1 each of its rows is filled by runs that are contiguous in the input too, so the loop
 // is a row copy. Reference: caffe/src/caffe/util/im2col.cpp (im2col_cpu, col2im_cpu).
@@ -80,6 +81,24 @@ export function col2im(cols: Floats, dx: Floats, g: Geometry): void {
     }
   }
 }
+
+/** The geometry as the AssemblyScript kernels take it (kernels/as/im2col.ts). */
+export const geometryArgs = (g: Geometry): number[] => [
+  g.n,
+  g.c,
+  g.h,
+  g.w,
+  g.kh,
+  g.kw,
+  g.sh,
+  g.sw,
+  g.ph,
+  g.pw,
+  g.dh,
+  g.dw,
+  g.oh,
+  g.ow,
+];
 
 /** One spatial option (stride, padding, dilation, kernel): a number or [height, width]. */
 export type Pair = number | readonly [number, number];

@@ -1,10 +1,12 @@
 import { shapeStr, Tensor } from "../core/tensor.ts";
 import { checkDTypeIn, checkInput } from "./check.ts";
 import { type Geometry, outSize, type Pair, pairOf } from "./im2col.ts";
+import { as } from "./kernels.ts";
 import { tapeFor } from "./tape.ts";
 
-// 2-D max and average pooling over NCHW inputs, as TypeScript loops over typed arrays (a
-// window touches few elements; the loops are memory-bound).
+// 2-D max and average pooling over NCHW inputs: f32 2×2/stride-2 max pooling runs the
+// AssemblyScript kernels (kernels/as/max_pool.ts), everything else TypeScript loops over typed
+// arrays (a window touches few elements; the loops are memory-bound).
 
 export interface Pool2dOptions {
   /** Window size: a number or [height, width]. */
@@ -31,26 +33,34 @@ export function maxPool2d(x: Tensor, opts: Pool2dOptions): Tensor {
   const op = "maxPool2d";
   const g = poolGeometry(op, x, opts, ["kernel", "stride", "padding"]);
   const out = new Tensor([g.n, g.c, g.oh, g.ow], x.dtype);
-  const arg = new Int32Array(out.size);
-  const xs = x.data() as Floats;
-  const ys = out.data() as Floats;
-  if (g.kh === 2 && g.kw === 2 && g.sh === 2 && g.sw === 2 && g.ph === 0 && g.pw === 0) maxPool2x2(xs, ys, arg, g);
-  else maxPoolAny(xs, ys, arg, g);
+  const argT = new Tensor(out.shape, "i32"); // the flat index in x of each output's maximum
+  const f32 = x.dtype === "f32";
+  if (g.kh === 2 && g.kw === 2 && g.sh === 2 && g.sw === 2 && g.ph === 0 && g.pw === 0) {
+    if (f32) as().max_pool2x2_f32(x.ptr, out.ptr, argT.ptr, g.n * g.c, g.h, g.w, g.oh, g.ow);
+    else maxPool2x2(x.data() as Floats, out.data() as Floats, argT.data() as Int32Array, g);
+  } else maxPoolAny(x.data() as Floats, out.data() as Floats, argT.data() as Int32Array, g);
   const tape = tapeFor(x);
-  if (tape) {
-    tape.record(
-      out,
-      (grad, sink) => {
-        const dx = sink.buffer(x);
-        if (!dx) return;
-        const d = dx.out.data() as Floats;
-        if (!dx.accumulate) d.fill(0);
-        const gs = grad.data() as Floats;
-        for (let i = 0; i < arg.length; i++) d[arg[i]] += gs[i];
-      },
-      [],
-    );
+  if (!tape) {
+    argT.dispose();
+    return out;
   }
+  tape.record(
+    out,
+    (grad, sink) => {
+      const dx = sink.buffer(x);
+      if (!dx) return;
+      const d = dx.out.data() as Floats;
+      if (!dx.accumulate) d.fill(0);
+      if (f32) as().max_pool_scatter_f32(grad.ptr, argT.ptr, dx.out.ptr, argT.size);
+      else {
+        const gs = grad.data() as Floats;
+        const arg = argT.data() as Int32Array;
+        for (let i = 0; i < arg.length; i++) d[arg[i]] += gs[i];
+      }
+    },
+    [argT],
+    [argT],
+  );
   return out;
 }
 
