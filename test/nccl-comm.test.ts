@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { deviceStream } from "../ffi/cuda/backend.ts";
 import { openNative } from "../ffi/native.ts";
 import { loadNccl, ncclUniqueId } from "../ffi/nccl.ts";
 import { cudaCalls } from "../ffi/nccl-cuda.ts";
@@ -118,6 +119,8 @@ describe.skipIf(!cc)("NcclComm on a stand-in NCCL (no GPU)", () => {
     const x = Buf.f32([1, 2, 3, 4, 5]);
     await comm.allReduce(x, "avg");
     expect(fake.last()).toMatch(/^ncclAllReduce count=5 dtype=7 op=4 inplace=1 stream=0x[0-9a-f]+$/);
+    // by default on plait's stream for the device, where its device ops run
+    expect(fake.last()).toContain(`stream=0x${deviceStream(0).toString(16)}`);
     for (const [dtype, code] of [
       ["f64", 8],
       ["f16", 6],

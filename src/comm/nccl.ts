@@ -1,4 +1,5 @@
 import { threadId } from "node:worker_threads";
+import { deviceStream } from "../../ffi/cuda/backend.ts";
 import {
   loadNccl,
   NCCL_DTYPE,
@@ -10,7 +11,7 @@ import {
   ncclSuccess,
   ncclUniqueId,
 } from "../../ffi/nccl.ts";
-import { cudaCalls, cudaErrorNotReady, cudaEventDisableTiming, cudaStreamNonBlocking } from "../../ffi/nccl-cuda.ts";
+import { cudaCalls, cudaErrorNotReady, cudaEventDisableTiming } from "../../ffi/nccl-cuda.ts";
 import { bytesOf, type DType } from "../core/dtype.ts";
 import { checkOptions } from "../core/options.ts";
 import { Tensor, typeName } from "../core/tensor.ts";
@@ -90,9 +91,9 @@ export interface NcclInitOptions {
   /** Default timeout of init and of every collective, in ms (10 minutes unless set). */
   timeoutMs?: number;
   /**
-   * The stream collectives are queued on. Give the stream that produces the tensors (plait's
-   * device stream) so NCCL runs after their producers without a host wait; by default the comm
-   * makes a non-blocking stream of its own, and then the caller orders producers before a call.
+   * The stream collectives are queued on: by default plait's stream for `device`
+   * (`cuda.deviceStream(device)`), where plait's device ops run, so a collective follows the ops
+   * that produced its inputs with no host wait. Another stream is for tensors written elsewhere.
    */
   stream?: bigint | number;
   /** Makes outputs of allGather and reduceScatter; by default `new (x.constructor)(shape, dtype, device)`. */
@@ -181,7 +182,6 @@ export class NcclComm implements Comm {
   private readonly nccl: NcclBinding;
   private readonly comm: bigint;
   private readonly stream: bigint;
-  private readonly ownStream: boolean;
   private readonly event: bigint;
   private readonly scratch: bigint;
   private readonly timeoutMs: number;
@@ -203,7 +203,6 @@ export class NcclComm implements Comm {
     nccl: NcclBinding,
     comm: bigint,
     stream: bigint,
-    ownStream: boolean,
     event: bigint,
     scratch: bigint,
     timeoutMs: number,
@@ -215,7 +214,6 @@ export class NcclComm implements Comm {
     this.library = { path: nccl.path, version: nccl.version };
     this.comm = comm;
     this.stream = stream;
-    this.ownStream = ownStream;
     this.event = event;
     this.scratch = scratch;
     this.timeoutMs = timeoutMs;
@@ -300,10 +298,8 @@ export class NcclComm implements Comm {
       );
     }
     cuda.check(cuda.fn.cudaSetDevice(o.device), "cudaSetDevice", `${name}: ${who}`);
-    const ownStream = o.stream === undefined;
-    const stream = ownStream
-      ? BigInt(cuda.out("cudaStreamCreateWithFlags", [cudaStreamNonBlocking], who))
-      : BigInt(o.stream!);
+    // plait's stream for the device by default: collectives follow the ops that made their inputs
+    const stream = o.stream === undefined ? deviceStream(o.device, `${name}: ${who}`) : BigInt(o.stream);
     const event = BigInt(cuda.out("cudaEventCreateWithFlags", [cudaEventDisableTiming], who));
     const scratch = BigInt(cuda.out("cudaMalloc", [16], who));
     const out = [0];
@@ -312,7 +308,6 @@ export class NcclComm implements Comm {
     const release = () => {
       cuda.fn.cudaFree(scratch);
       cuda.fn.cudaEventDestroy(event);
-      if (ownStream) cuda.fn.cudaStreamDestroy(stream);
     };
     if (rc !== ncclSuccess && rc !== ncclInProgress) {
       // the message first: after ncclCommAbort the handle is freed
@@ -349,7 +344,7 @@ export class NcclComm implements Comm {
       }
       await (performance.now() - started < BUSY_MS ? immediate() : sleep(1));
     }
-    return new NcclComm(o, nccl, handle, stream, ownStream, event, scratch, timeoutMs);
+    return new NcclComm(o, nccl, handle, stream, event, scratch, timeoutMs);
   }
 
   async allReduce<T extends Tree | DeviceTree>(x: T, op: ReduceOp, opts?: CollectiveOptions): Promise<T> {
@@ -502,7 +497,6 @@ export class NcclComm implements Comm {
     }
     cuda.fn.cudaFree(this.scratch);
     cuda.fn.cudaEventDestroy(this.event);
-    if (this.ownStream) cuda.fn.cudaStreamDestroy(this.stream);
     if (this.closeStore) await this.store?.close();
   }
 
