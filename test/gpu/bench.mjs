@@ -1,7 +1,7 @@
 // @ts-nocheck: a plain script for the GPU machine, run from dist/ without a build step
 // GPU benchmark: node test/gpu/bench.mjs <bench.json> [torch.json]. Run by test/gpu/run.sh.
 // plait's cuBLAS GEMM (ffi/cuda) at 8192³ f32 and bf16 against torch.matmul (torch.json, from
-// torch_bench.py in the same run), the cast kernels against a device-to-device copy, and NCCL
+// torch_bench.py in the same run), the cast and unscale kernels against a device-to-device copy, and NCCL
 // allreduce on one rank. Every section records its numbers or why it could not run.
 import { readFileSync, writeFileSync } from "node:fs";
 import { cudaCalls } from "../../dist/ffi/nccl-cuda.js";
@@ -77,18 +77,16 @@ for (const dtype of ["f32", "bf16"]) {
     cuda.check(cuda.fn.cudaMemcpyAsync(a.ptr, bytes, bytes.byteLength, 1, 0n), "cudaMemcpyAsync");
     cuda.check(cuda.fn.cudaMemcpyAsync(b.ptr, bytes, bytes.byteLength, 1, 0n), "cudaMemcpyAsync");
     sync();
-    let out;
+    // plait's half GEMM writes f32 (cublasGemmEx, f32 accumulation); torch's bf16 one writes bf16
+    const out = new CudaTensor([N, N], "f32", 0);
     const ms = await timed(
-      () => {
-        out?.dispose();
-        out = cu.cudaMatmul(a, b);
-      },
+      () => cu.cudaMatmul(a, b, { out }),
       () => cu.deviceSynchronize(),
     );
     const tflops = (2 * N ** 3) / ms / 1e9;
     const base = torch[`gemm_${dtype}`]?.tflops;
-    for (const t of [a, b, out]) t?.dispose();
-    return { ms, tflops, torch_tflops: base ?? null, ratio: base ? tflops / base : null, target: 0.95 };
+    for (const t of [a, b, out]) t.dispose();
+    return { ms, tflops, torch_tflops: base ?? null, ratio: base ? tflops / base : null, target: 0.95, out: "f32" };
   });
 }
 
@@ -97,20 +95,26 @@ for (const [kernel, inBytes, outBytes] of [
   ["cast_f32_bf16", 4, 2],
   ["cast_bf16_f32", 2, 4],
   ["cast_f32_f16", 4, 2],
+  ["unscale_f32", 4, 4],
+  ["unscale_bf16", 2, 4],
 ]) {
   await section(kernel, async () => {
     if (!cu?.launchKernel) throw new Error("no ffi/cuda launchKernel in dist/");
     const src = new Buf([n * inBytes], "u8", 0);
     const dst = new Buf([n * outBytes], "u8", 0);
     cuda.check(cuda.fn.cudaMemsetAsync(src.ptr, 0, n * inBytes, 0n), "cudaMemsetAsync");
+    const flag = new Buf([4], "i32", 0);
+    // unscale: (src, dst, n, 1/scale, found_inf flag); casts: (src, dst, n)
+    const args = kernel.startsWith("unscale")
+      ? [src.ptr, dst.ptr, BigInt(n), 0.5, flag.ptr]
+      : [src.ptr, dst.ptr, BigInt(n)];
     const ms = await timed(
-      () => cu.launchKernel(kernel, 0, cu.gridFor(n), [src.ptr, dst.ptr, BigInt(n)]),
+      () => cu.launchKernel(kernel, 0, cu.gridFor(n), args),
       () => cu.deviceSynchronize(),
       3,
       20,
     );
-    src.dispose();
-    dst.dispose();
+    for (const b of [src, dst, flag]) b.dispose();
     const gbps = (n * (inBytes + outBytes)) / ms / 1e6;
     const copy = res.d2d_copy?.gbps_read_write;
     return { elements: n, ms, gbps, vs_d2d_copy: copy ? gbps / copy : null, target: 0.7 };
