@@ -151,7 +151,8 @@ export async function demoRank(ctx: RankContext, a: RankArgs): Promise<EpochReco
   return ctx.isMain ? history : [];
 }
 
-function distribute<B>(strategy: StrategyName, step: Step<B>): Step<B> {
+/** `step` inside the strategy's transform (the demos' mapping from --strategy). */
+export function distribute<B>(strategy: StrategyName, step: Step<B>): Step<B> {
   switch (strategy) {
     case "ddp":
       return withDDP(step);
@@ -175,7 +176,7 @@ function distribute<B>(strategy: StrategyName, step: Step<B>): Step<B> {
  * ranks (the global batch's loss); after an epoch's last step every rank gathers the full params
  * (all-gathered under ZeRO and FSDP, where train holds shards), for rank 0 to evaluate (fullParams).
  */
-function rankTrainer<B>(
+export function rankTrainer<B>(
   trainer: Trainer<B>,
   comm: Comm,
   stepsPerEpoch: number,

@@ -6,7 +6,7 @@ import { cnn } from "../nn/sequential.ts";
 
 // The models `plait demo --model` trains on the MNIST digits, and each one's defaults.
 
-export const DEMO_MODELS = ["mlp", "cnn"] as const;
+export const DEMO_MODELS = ["mlp", "cnn", "gpt"] as const;
 export type DemoModelName = (typeof DEMO_MODELS)[number];
 
 export interface DemoModel {
@@ -22,9 +22,13 @@ export const DEMO_DEFAULTS: Record<DemoModelName, { epochs: number; lr: number }
   mlp: { epochs: 10, lr: 0.1 },
   // measured (seed 0): 95.5% after epoch 1, 97.15% after 2, 97.65% after 3 and 4
   cnn: { epochs: 4, lr: 0.05 },
+  // the character-level transformer on names (demo-gpt.ts): Adam's peak lr, warmup then cosine
+  // measured (seed 0, 2 loaded cores): validation 2.31, 2.24, 2.16, 2.12 nats/char after epochs 1–4
+  gpt: { epochs: 4, lr: 0.01 },
 };
 
 export function demoModel(name: DemoModelName, hidden: number): DemoModel {
+  if (name === "gpt") throw new Error("the gpt demo trains on names, not digits: it runs in demo-gpt.ts");
   if (name === "cnn") {
     const model = cnn();
     return {

