@@ -11,9 +11,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { deviceStream } from "../ffi/cuda/backend.ts";
+import { free, malloc, memcpyDtoH, memcpyHtoD } from "../ffi/cuda/runtime.ts";
 import { openNative } from "../ffi/native.ts";
 import { loadNccl, ncclUniqueId } from "../ffi/nccl.ts";
-import { cudaCalls } from "../ffi/nccl-cuda.ts";
 import { CommError } from "../src/comm/errors.ts";
 import { localComm } from "../src/comm/local.ts";
 import { type DeviceTensor, NcclComm, shareUniqueId } from "../src/comm/nccl.ts";
@@ -73,21 +73,21 @@ class Buf implements DeviceTensor {
   ) {
     this.size = shape.reduce((a, b) => a * b, 1);
     this.byteLength = this.size * { f64: 8, f32: 4, f16: 2, bf16: 2, i32: 4, u8: 1 }[dtype];
-    this.ptr = BigInt(cudaCalls().out("cudaMalloc", [Math.max(1, this.byteLength)]));
+    this.ptr = malloc(Math.max(1, this.byteLength));
   }
   static f32(values: number[], device = 0): Buf {
     const b = new Buf([values.length], "f32", device);
     const src = Float32Array.from(values);
-    cudaCalls().fn.cudaMemcpyAsync(b.ptr, new Uint8Array(src.buffer), src.byteLength, 1, 0n);
+    memcpyHtoD(b.ptr, src);
     return b;
   }
   values(): number[] {
     const out = new Float32Array(this.size);
-    cudaCalls().fn.cudaMemcpyAsync(new Uint8Array(out.buffer), this.ptr, this.byteLength, 2, 0n);
+    memcpyDtoH(out, this.ptr);
     return Array.from(out);
   }
   dispose(): void {
-    if (!this.disposed) cudaCalls().fn.cudaFree(this.ptr);
+    if (!this.disposed) free(this.ptr);
     this.disposed = true;
   }
 }

@@ -1,6 +1,18 @@
 import { threadId } from "node:worker_threads";
 import { deviceStream } from "../../ffi/cuda/backend.ts";
 import {
+  deviceCount,
+  eventCreate,
+  eventDestroy,
+  eventDone,
+  eventRecord,
+  free,
+  malloc,
+  memcpyDtoD,
+  memsetAsync,
+  setDevice,
+} from "../../ffi/cuda/runtime.ts";
+import {
   loadNccl,
   NCCL_DTYPE,
   NCCL_OP,
@@ -11,7 +23,6 @@ import {
   ncclSuccess,
   ncclUniqueId,
 } from "../../ffi/nccl.ts";
-import { cudaCalls, cudaErrorNotReady, cudaEventDisableTiming } from "../../ffi/nccl-cuda.ts";
 import { bytesOf, type DType } from "../core/dtype.ts";
 import { checkOptions } from "../core/options.ts";
 import { Tensor, typeName } from "../core/tensor.ts";
@@ -289,25 +300,24 @@ export class NcclComm implements Comm {
     }
     const timeoutMs = o.timeoutMs === undefined ? DEFAULT_TIMEOUT_MS : checkTimeoutMs(name, o.timeoutMs);
     const nccl = loadNccl(o.library);
-    const cuda = cudaCalls();
     const who = `rank ${o.rank} of ${o.worldSize} (cuda:${o.device})`;
-    const count = cuda.out("cudaGetDeviceCount", [], `${name}: ${who}`);
+    const count = deviceCount();
     if (o.device >= count) {
       throw new RangeError(
         `plait: ${name}: option device is ${o.device}, but this machine has ${count} CUDA device(s)`,
       );
     }
-    cuda.check(cuda.fn.cudaSetDevice(o.device), "cudaSetDevice", `${name}: ${who}`);
+    setDevice(o.device, `${name}: ${who}`);
     // plait's stream for the device by default: collectives follow the ops that made their inputs
     const stream = o.stream === undefined ? deviceStream(o.device, `${name}: ${who}`) : BigInt(o.stream);
-    const event = BigInt(cuda.out("cudaEventCreateWithFlags", [cudaEventDisableTiming], who));
-    const scratch = BigInt(cuda.out("cudaMalloc", [16], who));
+    const event = eventCreate(false);
+    const scratch = malloc(16, `${name}: ${who}`);
     const out = [0];
     const rc = nccl.fn.ncclCommInitRankConfig(out, o.worldSize, { bytes: o.id }, o.rank, ncclConfig(false));
     const handle = BigInt(out[0]);
     const release = () => {
-      cuda.fn.cudaFree(scratch);
-      cuda.fn.cudaEventDestroy(event);
+      free(scratch);
+      eventDestroy(event);
     };
     if (rc !== ncclSuccess && rc !== ncclInProgress) {
       // the message first: after ncclCommAbort the handle is freed
@@ -406,9 +416,8 @@ export class NcclComm implements Comm {
     const each = Math.ceil(t.size / n);
     const size = bytesOf(t.dtype);
     const even = t.size % n === 0;
-    const cuda = cudaCalls();
     // uneven sizes: every shard goes to a slot of `each` elements in a padded copy
-    const padded = even || t.size === 0 ? 0n : BigInt(cuda.out("cudaMalloc", [n * each * size], this.who()));
+    const padded = even || t.size === 0 ? 0n : malloc(n * each * size, this.who());
     try {
       await this.run("reduceScatter", timeoutMs, opts?.signal, () => {
         if (t.size === 0) return;
@@ -420,12 +429,12 @@ export class NcclComm implements Comm {
           );
           return;
         }
-        cuda.check(cuda.fn.cudaMemsetAsync(padded, 0, n * each * size, this.stream), "cudaMemsetAsync", this.who());
+        memsetAsync(padded, 0, n * each * size, this.stream);
         for (const [s, { start, count }] of shards.entries()) {
           if (count === 0) continue;
           const dst = padded + BigInt(s * each * size);
           const src = t.ptr + BigInt(start * size);
-          cuda.check(cuda.fn.cudaMemcpyAsync(dst, src, count * size, 3, this.stream), "cudaMemcpyAsync", this.who());
+          memcpyDtoD(dst, src, count * size, this.stream);
         }
         this.enqueued(
           this.nccl.fn.ncclReduceScatter(
@@ -442,14 +451,14 @@ export class NcclComm implements Comm {
         const mine = shards[this.rank].count * size;
         if (mine > 0) {
           const from = padded + BigInt(this.rank * each * size);
-          cuda.check(cuda.fn.cudaMemcpyAsync(out.ptr, from, mine, 3, this.stream), "cudaMemcpyAsync", this.who());
+          memcpyDtoD(out.ptr, from, mine, this.stream);
         }
       });
     } catch (e) {
       if (!this.broken) dispose(out);
       throw e;
     } finally {
-      if (padded !== 0n && !this.broken) cuda.fn.cudaFree(padded);
+      if (padded !== 0n && !this.broken) free(padded);
     }
     return out as unknown as T;
   }
@@ -480,8 +489,7 @@ export class NcclComm implements Comm {
     await this.queue.catch(() => {});
     this.destroyed = true;
     const { fn } = this.nccl;
-    const cuda = cudaCalls();
-    cuda.fn.cudaSetDevice(this.device);
+    setDevice(this.device, this.who());
     if (this.broken) {
       // fail() has aborted it already: ncclCommAbort frees the communicator, so never twice
     } else {
@@ -495,8 +503,8 @@ export class NcclComm implements Comm {
       if (state === ncclSuccess) fn.ncclCommDestroy(this.comm);
       else fn.ncclCommAbort(this.comm);
     }
-    cuda.fn.cudaFree(this.scratch);
-    cuda.fn.cudaEventDestroy(this.event);
+    free(this.scratch);
+    eventDestroy(this.event);
     if (this.closeStore) await this.store?.close();
   }
 
@@ -515,9 +523,8 @@ export class NcclComm implements Comm {
       const seq = ++this.seq;
       const call: Call = { name, seq, timeoutMs, deadline: performance.now() + timeoutMs, signal };
       if (signal?.aborted) throw this.aborted(call, signal);
-      const cuda = cudaCalls();
       try {
-        cuda.check(cuda.fn.cudaSetDevice(this.device), "cudaSetDevice", this.who());
+        setDevice(this.device, this.who());
         const { fn } = this.nccl;
         this.enqueued(fn.ncclGroupStart(), "ncclGroupStart");
         try {
@@ -526,7 +533,7 @@ export class NcclComm implements Comm {
           this.enqueued(fn.ncclGroupEnd(), "ncclGroupEnd");
         }
         await this.settle(call); // non-blocking: the group may still be being issued
-        cuda.check(cuda.fn.cudaEventRecord(this.event, this.stream), "cudaEventRecord", this.who());
+        eventRecord(this.event, this.stream);
         await this.wait(call);
       } catch (e) {
         if (e instanceof CommError && this.broken === e) throw e;
@@ -572,12 +579,9 @@ export class NcclComm implements Comm {
 
   /** Polls the event recorded after the call until it completes, checking faults every turn. */
   private async wait(call: Call): Promise<void> {
-    const cuda = cudaCalls();
     const started = performance.now();
     for (;;) {
-      const q = cuda.fn.cudaEventQuery(this.event);
-      if (q === 0) return;
-      if (q !== cudaErrorNotReady) cuda.check(q, "cudaEventQuery", `${this.who()} in ${what(call)}`);
+      if (eventDone(this.event)) return;
       this.checkTurn(call, asyncError(this.nccl, this.comm));
       await this.pollNotice();
       if (this.broken) throw this.broken;

@@ -4,7 +4,7 @@
 // torch_bench.py in the same run), the cast and unscale kernels against a device-to-device copy, and NCCL
 // allreduce on one rank. Every section records its numbers or why it could not run.
 import { readFileSync, writeFileSync } from "node:fs";
-import { cudaCalls } from "../../dist/ffi/nccl-cuda.js";
+import { memcpyDtoD, memcpyHtoD, memsetAsync, streamSynchronize } from "../../dist/ffi/cuda/runtime.js";
 import { localComm } from "../../dist/src/comm/local.js";
 import { NcclComm } from "../../dist/src/comm/nccl.js";
 import { Buf } from "./device.mjs";
@@ -15,8 +15,7 @@ try {
   torch = JSON.parse(readFileSync(process.argv[3] ?? "torch.json", "utf8"));
 } catch {}
 const res = { torch };
-const cuda = cudaCalls();
-const sync = () => cuda.check(cuda.fn.cudaStreamSynchronize(0n), "cudaStreamSynchronize");
+const sync = () => streamSynchronize(0n);
 
 async function section(name, fn) {
   try {
@@ -41,12 +40,7 @@ const BYTES = 256 << 20;
 await section("d2d_copy", async () => {
   const a = new Buf([BYTES], "u8", 0);
   const b = new Buf([BYTES], "u8", 0);
-  const ms = await timed(
-    () => cuda.check(cuda.fn.cudaMemcpyAsync(b.ptr, a.ptr, BYTES, 3, 0n), "cudaMemcpyAsync"),
-    sync,
-    3,
-    20,
-  );
+  const ms = await timed(() => memcpyDtoD(b.ptr, a.ptr, BYTES, 0n), sync, 3, 20);
   a.dispose();
   b.dispose();
   return { bytes: BYTES, ms, gbps_read_write: (2 * BYTES) / ms / 1e6 };
@@ -74,8 +68,8 @@ for (const dtype of ["f32", "bf16"]) {
       dtype === "f32"
         ? new Uint8Array(host.buffer)
         : new Uint8Array((await import("./device.mjs")).toBf16(host).buffer);
-    cuda.check(cuda.fn.cudaMemcpyAsync(a.ptr, bytes, bytes.byteLength, 1, 0n), "cudaMemcpyAsync");
-    cuda.check(cuda.fn.cudaMemcpyAsync(b.ptr, bytes, bytes.byteLength, 1, 0n), "cudaMemcpyAsync");
+    memcpyHtoD(a.ptr, bytes, 0n);
+    memcpyHtoD(b.ptr, bytes, 0n);
     sync();
     // plait's half GEMM writes f32 (cublasGemmEx, f32 accumulation); torch's bf16 one writes bf16
     const out = new CudaTensor([N, N], "f32", 0);
@@ -102,7 +96,7 @@ for (const [kernel, inBytes, outBytes] of [
     if (!cu?.launchKernel) throw new Error("no ffi/cuda launchKernel in dist/");
     const src = new Buf([n * inBytes], "u8", 0);
     const dst = new Buf([n * outBytes], "u8", 0);
-    cuda.check(cuda.fn.cudaMemsetAsync(src.ptr, 0, n * inBytes, 0n), "cudaMemsetAsync");
+    memsetAsync(src.ptr, 0, n * inBytes, 0n);
     const flag = new Buf([4], "i32", 0);
     // unscale: (src, dst, n, 1/scale, found_inf flag); casts: (src, dst, n)
     const args = kernel.startsWith("unscale")

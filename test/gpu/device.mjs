@@ -1,7 +1,7 @@
 // @ts-nocheck: a plain script for the GPU machine, run from dist/ without a build step
-// Device buffers for the GPU scripts, on the CUDA calls NcclComm binds (ffi/nccl-cuda.ts): a
+// Device buffers for the GPU scripts, on plait's CUDA runtime binding (ffi/cuda/runtime.ts): a
 // minimal DeviceTensor (shape, dtype, size, byteLength, deviceIndex, ptr) with upload/download.
-import { cudaCalls } from "../../dist/ffi/nccl-cuda.js";
+import { free, malloc, memcpyDtoH, memcpyHtoD, setDevice, streamSynchronize } from "../../dist/ffi/cuda/runtime.js";
 
 const BYTES = { f64: 8, f32: 4, f16: 2, bf16: 2, i32: 4, u8: 1 };
 
@@ -12,29 +12,26 @@ export class Buf {
     this.deviceIndex = deviceIndex;
     this.size = shape.reduce((a, b) => a * b, 1);
     this.byteLength = this.size * BYTES[dtype];
-    const cuda = cudaCalls();
-    cuda.check(cuda.fn.cudaSetDevice(deviceIndex), "cudaSetDevice");
-    this.ptr = BigInt(cuda.out("cudaMalloc", [Math.max(1, this.byteLength)]));
+    setDevice(deviceIndex);
+    this.ptr = malloc(Math.max(1, this.byteLength));
     this.disposed = false;
   }
   /** Host → device from a typed array of the same byte length, then waits. */
   upload(data) {
-    const cuda = cudaCalls();
-    cuda.check(cuda.fn.cudaMemcpyAsync(this.ptr, data, data.byteLength, 1, 0n), "cudaMemcpyAsync");
-    cuda.check(cuda.fn.cudaStreamSynchronize(0n), "cudaStreamSynchronize");
+    memcpyHtoD(this.ptr, data, 0n);
+    streamSynchronize(0n);
     return this;
   }
   /** Device → host into a new Uint8Array (after every stream's work: a device-wide copy on stream 0). */
   download() {
-    const cuda = cudaCalls();
     const out = new Uint8Array(this.byteLength);
-    cuda.check(cuda.fn.cudaMemcpyAsync(out, this.ptr, this.byteLength, 2, 0n), "cudaMemcpyAsync");
-    cuda.check(cuda.fn.cudaStreamSynchronize(0n), "cudaStreamSynchronize");
+    memcpyDtoH(out, this.ptr, 0n);
+    streamSynchronize(0n);
     return out;
   }
   dispose() {
     if (this.disposed) return;
-    cudaCalls().fn.cudaFree(this.ptr);
+    free(this.ptr);
     this.disposed = true;
   }
 }
