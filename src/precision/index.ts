@@ -1,4 +1,5 @@
 export { type AmpOptions, withAMP } from "./amp.ts";
+export { type AutocastDType, autocast } from "./autocast.ts";
 export { unscale } from "./lossScaling.ts";
 export { type CastPolicy, mixedPolicy, PRECISIONS, type Precision, wholePolicy } from "./policy.ts";
 export { type PrecisionOptions, withPrecision } from "./precision.ts";
