@@ -12,7 +12,7 @@ export const CUDART_SPEC: LibrarySpec = {
   sonames: ["libcudart.so.13", "libcudart.so.12"],
   pattern: /^libcudart\.so\.\d+$/,
   cuda: true,
-  wheels: ["cuda_runtime"],
+  wheels: ["cu13", "cuda_runtime"], // CUDA 13 wheels put cudart and cuBLAS in nvidia/cu13/lib
   install: `apt-get install cuda-cudart-13-0 (${NVIDIA_INSTALL} nvidia-cuda-runtime-cu12), or PLAIT_CUDART=/path/to/libcudart.so`,
 };
 
@@ -31,7 +31,7 @@ export const CUBLAS_SPEC: LibrarySpec = {
   sonames: ["libcublas.so.13", "libcublas.so.12"],
   pattern: /^libcublas\.so\.\d+$/,
   cuda: true,
-  wheels: ["cublas"],
+  wheels: ["cu13", "cublas"],
   install: `apt-get install libcublas-13-0 (${NVIDIA_INSTALL} nvidia-cublas-cu12), or PLAIT_CUBLAS=/path/to/libcublas.so`,
 };
 
