@@ -34,6 +34,18 @@ describe("npm run demo -- --model cnn", () => {
     expect(summary.testAccuracy).toBeGreaterThan(0.9);
   }, 600_000);
 
+  it("trains with --batch-norm on 2 ranks (DDP): rank 0 evaluates with its running statistics", () => {
+    const { summary } = demo("--epochs", "1", "--batch-norm", "--devices", "2", "--strategy", "ddp");
+    expect(summary).toMatchObject({ model: "cnn", devices: 2, strategy: "ddp" });
+    expect(summary.testAccuracy).toBeGreaterThan(0.85);
+  }, 600_000);
+
+  it("refuses --batch-norm for the MLP", () => {
+    expect(() => execFileSync(process.execPath, [main, "demo", "--batch-norm"], { stdio: "pipe" })).toThrow(
+      /--batch-norm is for --model cnn; got --model mlp/,
+    );
+  });
+
   it("rejects an unknown model naming the choices", () => {
     expect(() => execFileSync(process.execPath, [main, "demo", "--model", "resnet"], { stdio: "pipe" })).toThrow(
       /--model must be one of .*cnn.*got "resnet"/,

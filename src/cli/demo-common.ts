@@ -22,6 +22,10 @@ export const DEMO_FLAGS = {
     choices: DEMO_MODELS,
     help: "what to train: the MLP or the CNN (conv-pool-conv-pool-linear) on digits, or a GPT on first names",
   },
+  "batch-norm": {
+    type: "boolean",
+    help: "with --model cnn: a batchNorm after each convolution (running statistics kept in the train state)",
+  },
   epochs: { type: "int", min: 1, help: "passes over the training set (default: 10 for mlp, 4 for cnn, 4 for gpt)" },
   "batch-size": { type: "int", default: 64, min: 1, help: "samples per step" },
   lr: {

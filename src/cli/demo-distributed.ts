@@ -14,8 +14,6 @@ import type { RankContext } from "../launch/context.ts";
 import { MAX_DEVICES } from "../launch/devices.ts";
 import type { ProcessWorld } from "../launch/external.ts";
 import { spawn } from "../launch/spawn.ts";
-import { softmaxCrossEntropy } from "../ops/loss.ts";
-import { valueAndGrad } from "../ops/valueAndGrad.ts";
 import { sgd } from "../optim/sgd.ts";
 import type { Precision } from "../precision/policy.ts";
 import { withPrecision } from "../precision/precision.ts";
@@ -29,7 +27,7 @@ import type { StrategyName } from "../strategy/names.ts";
 import { withZeRO, type ZeROStage } from "../strategy/zero.ts";
 import type { Flags } from "./args.ts";
 import { accuracy, type Batch, type DEMO_FLAGS, totals, writeReport } from "./demo-common.ts";
-import { type DemoModelName, demoModel } from "./demo-model.ts";
+import { type DemoModelName, demoModel, demoStep, evalModel } from "./demo-model.ts";
 
 /** What every rank needs to train (structured-cloned to the workers). */
 interface RankArgs {
@@ -41,6 +39,7 @@ interface RankArgs {
   momentum: number;
   hidden: number;
   model: DemoModelName;
+  batchNorm: boolean;
   seed: number;
   progress: ProgressMode;
 }
@@ -82,6 +81,7 @@ export async function demoDistributed(
     momentum: flags.momentum!,
     hidden: flags.hidden!,
     model: flags.model,
+    batchNorm: flags["batch-norm"],
     seed: flags.seed!,
     progress: progressMode(process.stderr, flags.json),
   };
@@ -90,7 +90,7 @@ export async function demoDistributed(
   const log = (s: string) => flags.json || !main || process.stderr.write(s);
   const where = outer ? `${processes} processes (${outer.env.name}, MPI) × ${devices} threads` : `${devices} ranks`;
   log(
-    `plait demo: ${demoModel(args.model, args.hidden).label} on MNIST digits, ${where} (${strategy}), global batch ${batchSize} (${batchSize / worldSize} per rank), ${args.epochs} epochs, ${args.precision}\n`,
+    `plait demo: ${demoModel(args.model, args.hidden, args.batchNorm).label} on MNIST digits, ${where} (${strategy}), global batch ${batchSize} (${batchSize / worldSize} per rank), ${args.epochs} epochs, ${args.precision}\n`,
   );
   const [history] = await spawn<EpochRecord[]>(new URL(import.meta.url), "demoRank", { devices, args });
   if (!main) return;
@@ -104,11 +104,10 @@ export async function demoDistributed(
 /** One rank of the distributed demo; rank 0 returns the history (with test accuracy), the others []. */
 export async function demoRank(ctx: RankContext, a: RankArgs): Promise<EpochRecord[]> {
   const data = loadMnist({ seed: a.seed });
-  const model = demoModel(a.model, a.hidden);
-  const loss = (params: Tree, b: Batch) => softmaxCrossEntropy(model.apply(params, b.x), b.y);
+  const model = demoModel(a.model, a.hidden, a.batchNorm);
   const dp = a.strategy === "dp";
   const trainer = train(
-    distribute(a.strategy, withPrecision(valueAndGrad(loss), a.precision)),
+    distribute(a.strategy, withPrecision(demoStep(model), a.precision)),
     sgd({ lr: a.lr, momentum: a.momentum }),
     {
       comm: ctx.comm,
@@ -144,7 +143,9 @@ export async function demoRank(ctx: RankContext, a: RankArgs): Promise<EpochReco
         size: (b) => b.y.size * shards, // the global batch's samples
       };
     },
-    evaluate: ctx.isMain ? () => ({ testAccuracy: accuracy(model, ranked.fullParams()!, data.test) }) : undefined,
+    evaluate: ctx.isMain
+      ? (s) => ({ testAccuracy: accuracy(evalModel(model, s), ranked.fullParams()!, data.test) })
+      : undefined,
     progress: ctx.isMain ? a.progress : "none",
   });
   if (dp) await trainer.stop(last);
@@ -231,6 +232,6 @@ function report(
     strategy: a.strategy,
     ...world,
   };
-  const title = `plait demo: ${demoModel(a.model, a.hidden).label}, ${world.worldSize} ranks (${a.strategy}, ${world.backend}), batch ${a.batchSize}, SGD lr ${a.lr} momentum ${a.momentum}, ${a.precision}`;
+  const title = `plait demo: ${demoModel(a.model, a.hidden, a.batchNorm).label}, ${world.worldSize} ranks (${a.strategy}, ${world.backend}), batch ${a.batchSize}, SGD lr ${a.lr} momentum ${a.momentum}, ${a.precision}`;
   writeReport(flags, summary, history, title);
 }

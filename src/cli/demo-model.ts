@@ -3,6 +3,11 @@ import type { Tree } from "../core/tree.ts";
 import type { Rng } from "../data/rng.ts";
 import { mlp } from "../nn/mlp.ts";
 import { cnn } from "../nn/sequential.ts";
+import { softmaxCrossEntropy } from "../ops/loss.ts";
+import { valueAndGrad } from "../ops/valueAndGrad.ts";
+import { valueAndGradWithBuffers } from "../step/buffers.ts";
+import type { StepLike } from "../step/contract.ts";
+import type { TrainState } from "../step/train.ts";
 
 // The models `plait demo --model` trains on the MNIST digits, and each one's defaults.
 
@@ -13,8 +18,29 @@ export interface DemoModel {
   /** For the log line and the chart's title, e.g. "MLP 784-256-10". */
   readonly label: string;
   init(rng: Rng): Tree;
-  /** Logits [batch, 10] for images [batch, 784]. */
-  apply(params: Tree, x: Tensor): Tensor;
+  /** Fresh buffers (batchNorm's running statistics), for a model that has any. */
+  buffers?(dtype: "f32" | "f64"): Tree;
+  /** Logits [batch, 10] for images [batch, 784]; `train` and `buffers` as sequential's apply. */
+  apply(params: Tree, x: Tensor, opts?: { train?: boolean; buffers?: Tree }): Tensor;
+}
+
+/** The model's training step: valueAndGrad of the cross-entropy, or valueAndGradWithBuffers when it has buffers. */
+export function demoStep(model: DemoModel): StepLike<{ x: Tensor; y: Tensor }> {
+  const { buffers } = model;
+  if (buffers) {
+    return valueAndGradWithBuffers(
+      (params, b: { x: Tensor; y: Tensor }, bufs) =>
+        softmaxCrossEntropy(model.apply(params, b.x, { train: true, buffers: bufs }), b.y),
+      (dtype) => buffers(dtype),
+    );
+  }
+  return valueAndGrad((params, b: { x: Tensor; y: Tensor }) => softmaxCrossEntropy(model.apply(params, b.x), b.y));
+}
+
+/** The model for evaluation on `state`: batchNorm reads the running statistics held there (rank 0's when distributed). */
+export function evalModel(model: DemoModel, state: TrainState): { apply(params: Tree, x: Tensor): Tensor } {
+  const buffers = state.transforms.buffers as Tree | undefined;
+  return { apply: (params, x) => model.apply(params, x, buffers === undefined ? {} : { buffers }) };
 }
 
 /** Per model: flags left unset take these (the MLP's are the demo's historical defaults). */
@@ -27,14 +53,16 @@ export const DEMO_DEFAULTS: Record<DemoModelName, { epochs: number; lr: number }
   gpt: { epochs: 4, lr: 0.01 },
 };
 
-export function demoModel(name: DemoModelName, hidden: number): DemoModel {
+export function demoModel(name: DemoModelName, hidden: number, batchNorm = false): DemoModel {
   if (name === "gpt") throw new Error("the gpt demo trains on names, not digits: it runs in demo-gpt.ts");
+  if (batchNorm && name !== "cnn") throw new Error(`flag --batch-norm is for --model cnn; got --model ${name}`);
   if (name === "cnn") {
-    const model = cnn();
+    const model = cnn({ batchNorm });
     return {
-      label: "CNN conv3×3(16)-pool-conv3×3(32)-pool-linear",
+      label: `CNN conv3×3(16)-${batchNorm ? "bn-" : ""}pool-conv3×3(32)-${batchNorm ? "bn-" : ""}pool-linear`,
       init: (rng) => model.init(rng) as unknown as Tree,
-      apply: (params, x) => model.apply(params, x),
+      ...(batchNorm ? { buffers: (dtype: "f32" | "f64") => model.buffers(dtype) as unknown as Tree } : {}),
+      apply: (params, x, opts) => model.apply(params, x, opts),
     };
   }
   const model = mlp([784, hidden, 10]);

