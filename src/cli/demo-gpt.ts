@@ -84,12 +84,15 @@ export async function demoGpt(flags: Flags<typeof DEMO_FLAGS>, outer?: ProcessWo
   log(
     `plait demo: GPT ${GPT_DEMO.layers}×(${GPT_DEMO.heads} heads, d ${GPT_DEMO.dModel}), context ${GPT_DEMO.context}, on ${names.train.length} names (${names.val.length} held out, vocabulary ${names.vocab.length})${where}, batch ${batchSize}, ${args.epochs} epochs, Adam lr ${args.lr}, ${args.precision}\n`,
   );
+  // One kernel thread unless asked: the products are small (16×16 per head, 1,024 rows), and a
+  // second pool thread measured 1.2–2× slower per epoch on the loaded 2-core machine.
+  const threads = flags.threads ?? (process.env.PLAIT_THREADS ? undefined : 1);
   let result: GptResult;
   if (distributed) {
-    if (flags.threads !== undefined) process.env.PLAIT_THREADS = String(flags.threads);
+    if (threads !== undefined) process.env.PLAIT_THREADS = String(threads);
     [result] = await spawn<GptResult>(new URL(import.meta.url), "gptRank", { devices, args });
   } else {
-    if (flags.threads !== undefined) configure({ threads: flags.threads });
+    if (threads !== undefined) configure({ threads });
     result = await gptRank(undefined, args);
   }
   if (!main) return;
