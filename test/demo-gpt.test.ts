@@ -40,4 +40,10 @@ describe("npm run demo -- --model gpt", () => {
       expect(summary.valLoss).toBeLessThan(2.45);
     }, 600_000);
   }
+
+  it("refuses --batch-norm, which is the CNN's", () => {
+    expect(() =>
+      execFileSync(process.execPath, [main, "demo", "--model", "gpt", "--batch-norm"], { stdio: "pipe" }),
+    ).toThrow(/--batch-norm is for --model cnn; got --model gpt/);
+  });
 });

@@ -55,6 +55,7 @@ type Batch = { x: Tensor; y: Tensor };
 
 /** The demo's entry for --model gpt (after demo.ts parsed the flags and decided on the world). */
 export async function demoGpt(flags: Flags<typeof DEMO_FLAGS>, outer?: ProcessWorld): Promise<void> {
+  if (flags["batch-norm"]) throw new Error("flag --batch-norm is for --model cnn; got --model gpt");
   const devices = parseDevicesFlag(flags.devices!);
   const distributed = outer !== undefined || devices > 1 || flags.strategy !== undefined;
   const strategy = distributed ? ((flags.strategy ?? "ddp") as StrategyName) : undefined;
