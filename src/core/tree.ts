@@ -69,7 +69,8 @@ type Segments = (string | number)[];
 const pathOf = (segs: Segments) =>
   segs.map((s, i) => (i === 0 ? s : typeof s === "number" ? `[${s}]` : `.${s}`)).join("");
 
-const isPlainObject = (t: unknown): t is Record<string, Tree> =>
+/** Whether `t` is an object literal (its prototype is Object.prototype): a tree node, not a class instance. */
+export const isPlainObject = (t: unknown): t is Record<string, Tree> =>
   t !== null && typeof t === "object" && Object.getPrototypeOf(t) === Object.prototype;
 
 function notATree(tree: unknown, segs: Segments): never {

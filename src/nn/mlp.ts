@@ -1,6 +1,6 @@
 import type { DType } from "../core/dtype.ts";
 import { shapeStr, Tensor } from "../core/tensor.ts";
-import type { Tree } from "../core/tree.ts";
+import { isPlainObject, type Tree } from "../core/tree.ts";
 import { gelu, relu, sigmoid, tanh } from "../ops/activation.ts";
 import { linear } from "../ops/linear.ts";
 import { heNormal, type RandomSource, xavierUniform, zerosInit } from "./init.ts";
@@ -133,10 +133,8 @@ function checkLeaf(
   if (!ok) throw new TypeError(`plait: mlp.apply: ${path} is ${describe(leaf)}, expected ${expected} for ${model}`);
 }
 
-const isPlainObject = (v: unknown): v is Record<string, unknown> =>
-  v !== null && typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype;
-
-function describe(v: unknown): string {
+/** How a model's apply names a value of the wrong kind in its errors. */
+export function describe(v: unknown): string {
   if (v instanceof Tensor) return v.describe();
   if (v === null || v === undefined) return String(v);
   if (Array.isArray(v)) return "an array";

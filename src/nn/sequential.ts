@@ -1,9 +1,10 @@
 import type { DType } from "../core/dtype.ts";
 import { shapeStr, Tensor } from "../core/tensor.ts";
-import type { Tree } from "../core/tree.ts";
+import { isPlainObject, type Tree } from "../core/tree.ts";
 import type { RandomSource } from "./init.ts";
 import type { ApplyOptions, Layer } from "./layers.ts";
 import * as layers from "./layers.ts";
+import { describe } from "./mlp.ts";
 
 /** Params (and buffers) of a sequential model: one entry per layer that has any, keyed by the layer's index (torch's "0.weight"). */
 export type SequentialParams = { [index: string]: Record<string, Tensor> };
@@ -201,13 +202,3 @@ export function summary(params: Tree): string {
 /** Layer indices in numeric order ("2" before "10"), other keys as strings. */
 const byKey = (a: string, b: string): number =>
   /^\d+$/.test(a) && /^\d+$/.test(b) ? Number(a) - Number(b) : a < b ? -1 : a > b ? 1 : 0;
-
-const isPlainObject = (v: unknown): v is Record<string, unknown> =>
-  v !== null && typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype;
-
-function describe(v: unknown): string {
-  if (v instanceof Tensor) return v.describe();
-  if (v === null || v === undefined) return String(v);
-  if (Array.isArray(v)) return "an array";
-  return typeof v === "object" ? `a ${v.constructor?.name ?? "null-prototype object"}` : `${typeof v} ${String(v)}`;
-}
