@@ -9,6 +9,7 @@ const SUITES: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   casts: () => import("./casts.ts"),
   cnn: () => import("./cnn.ts"),
   gemm: () => import("./gemm.ts"),
+  gpt: () => import("./gpt.ts"),
   reduce: () => import("./reduce.ts"),
   optim: () => import("./optim.ts"),
   precision: () => import("./precision.ts"),
