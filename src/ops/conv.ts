@@ -1,12 +1,11 @@
-import { blasFor } from "../../ffi/blas.ts";
 import { type HalfDType, isHalf, toDType } from "../core/castInto.ts";
 import { bytesOf } from "../core/dtype.ts";
-import * as gemm from "../core/gemm.ts";
 import { shapeStr, Tensor } from "../core/tensor.ts";
 import { colSums } from "./broadcast.ts";
 import { checkInput } from "./check.ts";
 import { col2im, type Geometry, geometryArgs, im2col, outSize, type Pair, pairOf } from "./im2col.ts";
 import { as } from "./kernels.ts";
+import { product } from "./linear.ts";
 import { type GradSink, tapeFor } from "./tape.ts";
 
 export interface Conv2dOptions {
@@ -121,24 +120,6 @@ function imagesTranspose(src: Tensor, out: Tensor, count: number, rows: number, 
   const fn = bytes === 8 ? as().transpose_64 : as().transpose_32;
   const step = rows * cols * bytes;
   for (let i = 0; i < count; i++) fn(src.ptr + i * step, out.ptr + i * step, rows, cols);
-}
-
-/**
- * One GEMM, as linear.ts's: the system BLAS for f32/f64 when in use, else the WASM kernels;
- * half operands on the BLAS are widened to f32 first (exact).
- */
-function product(a: Tensor, b: Tensor, opts: gemm.GemmOptions): Tensor {
-  if (!isHalf(a.dtype) && !isHalf(b.dtype)) return (blasFor(a.dtype) ?? gemm.matmul)(a, b, opts);
-  const blas = blasFor("f32");
-  if (blas === undefined) return gemm.matmul(a, b, opts);
-  const a32 = toDType(a, "f32");
-  const b32 = toDType(b, "f32");
-  try {
-    return blas(a32, b32, opts);
-  } finally {
-    if (a32 !== a) a32.dispose();
-    if (b32 !== b) b32.dispose();
-  }
 }
 
 /** The checked sizes and dtypes of a convolution; errors name the op, both shapes and the rule. */
