@@ -12,8 +12,6 @@
 // identity dw[i, j, c, o] = Σ x[n, y + i, z + j, c] · dy[n, y, z, o], a convolution of x seen
 // as [c, h, w, n] with dy seen as a [h, w, n, o] filter (stride 1, as every convolution here).
 import { execFileSync } from "node:child_process";
-import { createRequire } from "node:module";
-import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   Batcher,
@@ -32,6 +30,7 @@ import {
 } from "plait";
 import type { Measurement } from "./lib/measure.ts";
 import { type RatioCheck, report } from "./lib/report.ts";
+import { tfjsWasm } from "./lib/tfjs.ts";
 
 const BATCH = 64;
 const LR = 0.05;
@@ -71,11 +70,7 @@ async function plaitRunner(data: Data, blas: "off" | "auto"): Promise<Runner> {
 }
 
 async function tfjsRunner(data: Data): Promise<Runner> {
-  const require = createRequire(import.meta.url);
-  const tf = await import("@tensorflow/tfjs");
-  const wasm = await import("@tensorflow/tfjs-backend-wasm");
-  wasm.setWasmPaths(`${dirname(require.resolve("@tensorflow/tfjs-backend-wasm"))}/`);
-  await tf.setBackend("wasm");
+  const tf = await tfjsWasm();
   registerConvGradient(tf);
   const model = tf.sequential({
     layers: [

@@ -6,8 +6,6 @@
 // a fixed number of batches after a warm-up. Also reports the arena's bytes in use after
 // epoch 1 and after epoch 10: a run that holds steady memory has them equal.
 import { execFileSync } from "node:child_process";
-import { createRequire } from "node:module";
-import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   Batcher,
@@ -25,6 +23,7 @@ import {
 } from "plait";
 import type { Measurement } from "./lib/measure.ts";
 import { type RatioCheck, report } from "./lib/report.ts";
+import { tfjsWasm } from "./lib/tfjs.ts";
 
 const BATCH = 64;
 const LR = 0.1;
@@ -63,10 +62,7 @@ async function measurePlait(data: ReturnType<typeof loadMnist>) {
 }
 
 async function measureTfjs(data: ReturnType<typeof loadMnist>): Promise<number> {
-  const tf = await import("@tensorflow/tfjs");
-  const wasm = await import("@tensorflow/tfjs-backend-wasm");
-  wasm.setWasmPaths(`${dirname(createRequire(import.meta.url).resolve("@tensorflow/tfjs-backend-wasm"))}/`);
-  await tf.setBackend("wasm");
+  const tf = await tfjsWasm();
   const w1 = tf.variable(tf.randomNormal([784, 256], 0, Math.sqrt(2 / 784)));
   const b1 = tf.variable(tf.zeros([256]));
   const w2 = tf.variable(tf.randomNormal([256, 10], 0, Math.sqrt(2 / 256)));
