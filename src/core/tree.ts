@@ -1,3 +1,4 @@
+import { CudaTensor } from "./device.ts";
 import { Tensor } from "./tensor.ts";
 
 /** A pytree: tensors nested in arrays and plain objects (params, grads, optimizer state). */
@@ -78,8 +79,8 @@ function notATree(tree: unknown, segs: Segments): never {
 }
 
 function describe(tree: Tree, leaves: Tensor[], segs: Segments): Node {
-  if (tree instanceof Tensor) {
-    leaves.push(tree);
+  if (tree instanceof Tensor || (tree as unknown) instanceof CudaTensor) {
+    leaves.push(tree as Tensor); // a CudaTensor is a leaf too: params, grads and moments on a device
     return null;
   }
   if (Array.isArray(tree)) {
