@@ -14,6 +14,9 @@ import { type CudaBackend, CudaTensor } from "../src/core/device.ts";
 import { matmul as cpuMatmul } from "../src/core/gemm.ts";
 import type { Tensor } from "../src/core/tensor.ts";
 
+/** A subnormal f32 becomes a zero of its sign (the optimizer kernels' rule for stored state). */
+const flush = (x: number) => (Math.abs(x) < 2 ** -126 ? (x < 0 || Object.is(x, -0) ? -0 : 0) : x);
+
 export function fakeDevice() {
   const blocks = new Map<bigint, Uint8Array>();
   let next = 0x1000n;
@@ -129,7 +132,7 @@ export function fakeDevice() {
         let d = G[i];
         if (wd !== 0) d = Math.fround(Math.fround(wd) * P[i] + d);
         if (mode !== 0 && B) {
-          const bb = mode === 1 ? d : Math.fround(gs * d + Math.fround(B[i] * Math.fround(m)));
+          const bb = flush(mode === 1 ? d : Math.fround(gs * d + Math.fround(B[i] * Math.fround(m))));
           B[i] = bb;
           d = o.nesterov ? Math.fround(Math.fround(m) * bb + d) : bb;
         }
@@ -137,15 +140,26 @@ export function fakeDevice() {
       }
     },
     adam(p, g, m, v, o: AdamOnOptions) {
-      log("adam");
       const { lr, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, step } = o;
       const wd = o.weightDecay ?? (o.decoupled ? 0.01 : 0);
+      const l2 = o.decoupled ? 0 : wd;
+      const decay = o.decoupled && wd !== 0 ? 1 - lr * wd : 1;
+      const scalars = [
+        lr / (1 - beta1 ** step),
+        Math.sqrt(1 - beta2 ** step),
+        eps,
+        1 - beta1,
+        beta2,
+        1 - beta2,
+        l2,
+        decay,
+      ];
+      kernels.adamStep(p, g, m, v, scalars as never);
+    },
+    adamStep(p, g, m, v, scalars) {
+      log("adam");
       const f = Math.fround;
-      const stepSize = f(lr / (1 - beta1 ** step));
-      const bc2 = f(Math.sqrt(1 - beta2 ** step));
-      const l2 = o.decoupled ? 0 : f(wd);
-      const decay = o.decoupled && wd !== 0 ? f(1 - lr * wd) : 1;
-      const [w, b2, c2] = [f(1 - beta1), f(beta2), f(1 - beta2)];
+      const [stepSize, bc2, eps, w, b2, c2, l2, decay] = scalars.map(f);
       const [P, G, M, V] = [f32(p), f32(g), f32(m), f32(v)];
       for (let i = 0; i < P.length; i++) {
         let pi = P[i];
@@ -153,11 +167,11 @@ export function fakeDevice() {
         if (l2 !== 0) gi = f(l2 * pi + gi);
         if (decay !== 1) pi = f(pi * decay);
         const diff = f(gi - M[i]);
-        const mi = w < 0.5 ? f(w * diff + M[i]) : f(-f(1 - w) * diff + gi);
-        const vi = f(b2 * V[i] + f(f(c2 * gi) * gi));
+        const mi = flush(w < 0.5 ? f(w * diff + M[i]) : f(-f(1 - w) * diff + gi));
+        const vi = flush(f(b2 * V[i] + f(f(c2 * gi) * gi)));
         M[i] = mi;
         V[i] = vi;
-        P[i] = f(pi - f(f(stepSize * mi) / f(f(f(Math.sqrt(vi)) / bc2) + f(eps))));
+        P[i] = f(pi - f(stepSize * f(mi / f(f(f(Math.sqrt(vi)) / bc2) + eps))));
       }
     },
     add(a, b) {

@@ -9,6 +9,7 @@ import { deviceStream } from "./backend.ts";
 import { cudaMatmul } from "./cublas.ts";
 import {
   adamOn,
+  adamStepOn,
   addOn,
   axpyOn,
   castOn,
@@ -40,6 +41,7 @@ export const cudaKernels = {
   finiteFlag,
   sgd: sgdOn,
   adam: adamOn,
+  adamStep: adamStepOn,
   add: addOn,
   mul: mulOn,
   relu: reluOn,

@@ -112,16 +112,27 @@ export interface AdamOnOptions {
 
 /** One fused Adam/AdamW step on f32 p, g, m, v (torch's rule, as the CPU kernel computes it). */
 export function adamOn(p: CudaTensor, g: CudaTensor, m: CudaTensor, v: CudaTensor, o: AdamOnOptions): void {
-  const dev = check("adam", { p, g, m, v }, { p: "f32", g: "f32", m: "f32", v: "f32" });
-  sameSize("adam", ["p", p], ["g", g], ["m", m], ["v", v]);
   const { lr, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, step } = o;
   const wd = o.weightDecay ?? (o.decoupled ? 0.01 : 0);
-  const stepSize = lr / (1 - beta1 ** step);
-  const bc2Sqrt = Math.sqrt(1 - beta2 ** step);
   const l2 = o.decoupled ? 0 : wd;
   const decay = o.decoupled && wd !== 0 ? 1 - lr * wd : 1;
-  const args = [p.ptr, g.ptr, m.ptr, v.ptr, p.size, stepSize, bc2Sqrt, eps, 1 - beta1, beta2, 1 - beta2, l2, decay];
-  if (p.size > 0) run("adam_f32", dev, p.size, args);
+  const stepSize = lr / (1 - beta1 ** step);
+  const bc2Sqrt = Math.sqrt(1 - beta2 ** step);
+  adamStepOn(p, g, m, v, [stepSize, bc2Sqrt, eps, 1 - beta1, beta2, 1 - beta2, l2, decay]);
+}
+
+/**
+ * The step's scalars as src/optim/adam.ts computes them for the CPU kernel (in float64, in this
+ * order): step_size, sqrt(1 − β2^t), eps, 1 − β1, β2, 1 − β2, l2, decay (see adamw.cu).
+ */
+export type AdamScalars = readonly [number, number, number, number, number, number, number, number];
+
+/** adamOn with the scalars given: the optimizer passes the ones it computed for every leaf. */
+export function adamStepOn(p: CudaTensor, g: CudaTensor, m: CudaTensor, v: CudaTensor, scalars: AdamScalars): void {
+  const dev = check("adam", { p, g, m, v }, { p: "f32", g: "f32", m: "f32", v: "f32" });
+  sameSize("adam", ["p", p], ["g", g], ["m", m], ["v", v]);
+  if (scalars.length !== 8) throw new RangeError(`plait: adam: expected 8 scalars, got ${scalars.length}`);
+  if (p.size > 0) run("adam_f32", dev, p.size, [p.ptr, g.ptr, m.ptr, v.ptr, p.size, ...scalars]);
 }
 
 function binary(kernel: string, op: string, a: CudaTensor, b: CudaTensor): CudaTensor {

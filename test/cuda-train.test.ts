@@ -1,0 +1,201 @@
+// Training steps on device params without a GPU: train() with sgd (momentum) and adamw, withAMP
+// 16-mixed and bf16-mixed (half compute copies cast on the device, the fused unscale + finite
+// check with one flag, the skip on overflow) and withGradClip's global norm, each run on cuda:0
+// of the fake device (test/cuda-fake.ts: host memory, JS kernels) and on the CPU from the same
+// values. What this tests is plait's wiring: the optimizer and transform hooks reach the device
+// kernels with the CPU's scalars, state lives on the device, grads are freed. The PTX kernels
+// themselves run in test/gpu/run.sh on a GPU (against the same CPU runs).
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cudaBackend } from "../ffi/cuda/backend.ts";
+import { setDeviceKernels } from "../ffi/cuda/dispatch.ts";
+import { registerCudaBackend } from "../src/core/device.ts";
+import {
+  adamw,
+  CudaTensor,
+  matmul,
+  relu,
+  sgd,
+  softmaxCrossEntropy,
+  type Tensor,
+  type Tree,
+  tensor,
+  train,
+  treeLeaves,
+  valueAndGrad,
+  withAMP,
+  withGradClip,
+} from "../src/index.ts";
+import { fakeDevice } from "./cuda-fake.ts";
+
+const fake = fakeDevice();
+beforeAll(() => {
+  registerCudaBackend(fake.backend);
+  setDeviceKernels(fake.kernels);
+});
+afterAll(() => {
+  setDeviceKernels(undefined);
+  registerCudaBackend(cudaBackend);
+});
+
+function values(n: number, seed: number, amp = 1): number[] {
+  let s = seed >>> 0;
+  return Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return (s / 2 ** 31 - 1) * amp;
+  });
+}
+const t = (shape: number[], seed: number, amp = 1) =>
+  tensor(
+    values(
+      shape.reduce((a, b) => a * b, 1),
+      seed,
+      amp,
+    ),
+    shape,
+  );
+
+type P = { w1: Tensor; b1: Tensor; w2: Tensor; b2: Tensor };
+const params = (): P => ({ w1: t([8, 16], 1), b1: t([16], 2), w2: t([16, 4], 3), b2: t([4], 4) });
+const loss = (p: Tree, b: { x: Tensor; y: Tensor }) => {
+  const q = p as P;
+  return softmaxCrossEntropy(matmul(relu(matmul(b.x, q.w1, { bias: q.b1 })), q.w2, { bias: q.b2 }), b.y);
+};
+
+function batches(n: number, amp = 1) {
+  return Array.from({ length: n }, (_, i) => ({
+    x: t([6, 8], 100 + i, amp),
+    y: tensor(
+      values(6, 200 + i).map((v) => Math.floor((v + 1) * 2)),
+      [6],
+      { dtype: "i32" },
+    ),
+  }));
+}
+
+const onDevice = (tree: Record<string, Tensor>) =>
+  Object.fromEntries(Object.entries(tree).map(([k, v]) => [k, v.to("cuda:0")])) as unknown as Tree;
+
+/** Runs the same trainer on cpu and on cuda:0 over `bs`; returns both final states' leaves as arrays, and the outs. */
+async function both(make: () => ReturnType<typeof train<{ x: Tensor; y: Tensor }>>, bs: { x: Tensor; y: Tensor }[]) {
+  const runs = [];
+  for (const device of ["cpu", "cuda:0"] as const) {
+    const trainer = make();
+    const p = params();
+    let state = await trainer.init(device === "cpu" ? p : onDevice(p));
+    const outs = [];
+    for (const b of bs) {
+      const batch = device === "cpu" ? b : { x: b.x.to("cuda:0"), y: b.y.to("cuda:0") };
+      const r = await trainer(state, batch as never);
+      state = r.state;
+      outs.push({
+        loss: r.out.loss,
+        skip: r.out.skip ?? false,
+        lossScale: r.out.metrics?.lossScale,
+        gradNorm: r.out.metrics?.gradNorm,
+      });
+      if (device !== "cpu") for (const x of Object.values(batch)) x.dispose();
+    }
+    const leaves = treeLeaves(state.params);
+    const slots = treeLeaves(state.opt.slots as Tree);
+    if (device !== "cpu") for (const l of [...leaves, ...slots]) expect(l).toBeInstanceOf(CudaTensor);
+    runs.push({
+      params: leaves.map((l) => l.toArray()),
+      slots: slots.map((l) => l.toArray()),
+      outs,
+      free: () => {
+        for (const l of [...leaves, ...slots, ...treeLeaves(p)]) if (!l.disposed) l.dispose();
+      },
+    });
+  }
+  return { cpu: runs[0], dev: runs[1] };
+}
+
+function expectClose(got: number[][], want: number[][], tol: number, what: string) {
+  expect(got.length).toBe(want.length);
+  got.forEach((g, i) => {
+    g.forEach((v, j) => {
+      const w = want[i][j];
+      expect(Math.abs(v - w), `${what} leaf ${i}[${j}]: ${v} vs ${w}`).toBeLessThanOrEqual(tol * (1 + Math.abs(w)));
+    });
+  });
+}
+
+describe("training on cuda:0 (fake device: plait's wiring)", () => {
+  it.each([
+    ["sgd with momentum and nesterov", () => sgd({ lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 1e-3 })],
+    ["sgd with dampening", () => sgd({ lr: 0.1, momentum: 0.5, dampening: 0.1 })],
+    ["adamw", () => adamw({ lr: 0.01, weightDecay: 0.05 })],
+  ])("%s: four steps match the CPU run; slots live on the device", async (_, opt) => {
+    const bs = batches(4);
+    const { cpu, dev } = await both(() => train(valueAndGrad(loss), opt()), bs);
+    expectClose(dev.params, cpu.params, 2e-6, "params");
+    expectClose(dev.slots, cpu.slots, 2e-6, "slots");
+    dev.outs.forEach((o, i) => expect(Math.abs(o.loss - cpu.outs[i].loss)).toBeLessThan(1e-5));
+    expect(fake.kernelCalls).toContain(opt().init({}).kind === "sgd" ? "sgd" : "adam");
+    cpu.free();
+    dev.free();
+    for (const b of bs) for (const x of Object.values(b)) x.dispose();
+  });
+
+  it.each(["16-mixed", "bf16-mixed"] as const)(
+    "withAMP %s: compute copies cast on the device, the unscale with one flag; matches the CPU",
+    async (precision) => {
+      const bs = batches(3);
+      fake.kernelCalls.length = 0;
+      const { cpu, dev } = await both(() => train(withAMP(valueAndGrad(loss), { precision }), sgd({ lr: 0.1 })), bs);
+      expect(fake.kernelCalls).toContain(`cast f32→${precision === "16-mixed" ? "f16" : "bf16"}`);
+      if (precision === "16-mixed") {
+        expect(fake.kernelCalls.filter((k) => k === "finiteFlag").length).toBe(3); // one per step
+        expect(dev.outs.map((o) => o.lossScale)).toEqual(cpu.outs.map((o) => o.lossScale));
+      }
+      expectClose(dev.params, cpu.params, 1e-5, "params");
+      cpu.free();
+      dev.free();
+      for (const b of bs) for (const x of Object.values(b)) x.dispose();
+    },
+  );
+
+  it("16-mixed: an overflowing step is skipped on the device as on the CPU (params unchanged, scale halved)", async () => {
+    const bs = [...batches(1), ...batches(1, 1e30)]; // the second batch's f16 activations overflow
+    const { cpu, dev } = await both(
+      () => train(withAMP(valueAndGrad(loss), { precision: "16-mixed" }), sgd({ lr: 0.1 })),
+      bs,
+    );
+    expect(cpu.outs.map((o) => o.skip)).toEqual([false, true]);
+    expect(dev.outs.map((o) => o.skip)).toEqual([false, true]);
+    expect(dev.outs.map((o) => o.lossScale)).toEqual(cpu.outs.map((o) => o.lossScale));
+    expectClose(dev.params, cpu.params, 1e-5, "params");
+    cpu.free();
+    dev.free();
+    for (const b of bs) for (const x of Object.values(b)) x.dispose();
+  });
+
+  it("withGradClip (global 2-norm) on device grads clips as on the CPU and reports the same norm", async () => {
+    const bs = batches(2, 4);
+    const { cpu, dev } = await both(
+      () => train(withGradClip(valueAndGrad(loss), { maxNorm: 0.05 }), sgd({ lr: 0.5, momentum: 0.9 })),
+      bs,
+    );
+    dev.outs.forEach((o, i) => {
+      expect(o.gradNorm).toBeGreaterThan(0.05); // the clip acted
+      expect(Math.abs((o.gradNorm ?? 0) - (cpu.outs[i].gradNorm ?? 0))).toBeLessThan(
+        1e-5 * (cpu.outs[i].gradNorm ?? 1),
+      );
+    });
+    expectClose(dev.params, cpu.params, 2e-6, "params");
+    cpu.free();
+    dev.free();
+    for (const b of bs) for (const x of Object.values(b)) x.dispose();
+  });
+
+  it("a half param on the device (true half precision) is refused by the optimizer, naming the device", async () => {
+    const p = tensor([1, 2], [2], { dtype: "f16" }).to("cuda:0");
+    const g = tensor([1, 1], [2], { dtype: "f16" }).to("cuda:0");
+    const opt = sgd({ lr: 0.1 });
+    const state = opt.init(p as never);
+    expect(() => opt.update(p as never, g as never, state)).toThrow(
+      /sgd\.update on cuda:0: param f16\[2\] on cuda:0 is not f32/,
+    );
+    for (const x of [p, g, ...treeLeaves(state.slots as Tree)]) x.dispose();
+  });
+});
