@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cudaBackend } from "../ffi/cuda/backend.ts";
 import { setDeviceKernels } from "../ffi/cuda/dispatch.ts";
+import type { Comm } from "../src/comm/types.ts";
 import { registerCudaBackend } from "../src/core/device.ts";
 import {
   adamw,
@@ -23,7 +24,10 @@ import {
   treeLeaves,
   valueAndGrad,
   withAMP,
+  withDDP,
+  withFSDP,
   withGradClip,
+  withZeRO,
 } from "../src/index.ts";
 import { fakeDevice } from "./cuda-fake.ts";
 
@@ -197,5 +201,70 @@ describe("training on cuda:0 (fake device: plait's wiring)", () => {
       /sgd\.update on cuda:0: param f16\[2\] on cuda:0 is not f32/,
     );
     for (const x of [p, g, ...treeLeaves(state.slots as Tree)]) x.dispose();
+  });
+});
+
+/**
+ * A world of two whose other rank is this one's twin (same params, same batch): a collective's
+ * result is what it would be with identical inputs (avg, max and broadcast leave values alone,
+ * allGather repeats). It records what each collective got, to check where the buckets live.
+ */
+function twinComm() {
+  const seen: { op: string; device: string; size: number }[] = [];
+  const note = (op: string, x: unknown) => {
+    for (const l of treeLeaves(x as Tree)) seen.push({ op, device: l.device, size: l.size });
+  };
+  const comm = {
+    rank: 0,
+    worldSize: 2,
+    async allReduce<T>(x: T, op: string) {
+      note(`allReduce ${op}`, x);
+      return x;
+    },
+    async broadcast<T>(x: T) {
+      note("broadcast", x);
+      return x;
+    },
+    async allGather(x: Tensor) {
+      note("allGather", x);
+      const out = tensor([...x.toArray(), ...x.toArray()], [2 * x.size], { dtype: x.dtype });
+      return out;
+    },
+    async reduceScatter(): Promise<Tensor> {
+      throw new Error("twinComm: reduceScatter is not used by withDDP");
+    },
+    async barrier() {},
+  };
+  return { comm: comm as unknown as Comm, seen };
+}
+
+describe("withDDP with ranks on cuda:0 (fake device, a twin rank: plait's wiring)", () => {
+  it("gradients are reduced on the device (the flat bucket a device tensor), and train like one rank", async () => {
+    const bs = batches(2);
+    const { comm, seen } = twinComm();
+    const single = await both(() => train(valueAndGrad(loss), sgd({ lr: 0.1, momentum: 0.9 })), bs);
+    const twins = await both(() => train(withDDP(valueAndGrad(loss)), sgd({ lr: 0.1, momentum: 0.9 }), { comm }), bs);
+    const [one, ddp] = [single.dev, twins.dev];
+    // init: the layout check over CPU strings (allGather), then the device params broadcast on the device
+    expect(seen.some((s) => s.op === "allGather" && s.device === "cpu")).toBe(true);
+    expect(seen.filter((s) => s.op === "broadcast" && s.device === "cuda:0").length).toBe(4);
+    // each step: one bucket (every leaf is small), flattened on the device: 8·16 + 16 + 16·4 + 4 elements
+    const reduced = seen.filter((s) => s.op === "allReduce avg" && s.device === "cuda:0");
+    expect(reduced.map((s) => s.size)).toEqual([212, 212]);
+    expectClose(ddp.params, one.params, 0, "params"); // the avg of twins is the gradient itself
+    for (const r of [single.cpu, single.dev, twins.cpu, twins.dev]) r.free();
+    for (const b of bs) for (const x of Object.values(b)) x.dispose();
+  });
+
+  it("withZeRO and withFSDP refuse device params, naming the device", async () => {
+    const { comm } = twinComm();
+    const p = onDevice(params());
+    await expect(train(withZeRO(valueAndGrad(loss), { stage: 1 }), sgd({ lr: 0.1 }), { comm }).init(p)).rejects.toThrow(
+      /withZeRO: the params are on cuda:0, but withZeRO shards on cpu only .*use withDDP/,
+    );
+    await expect(train(withFSDP(valueAndGrad(loss)), sgd({ lr: 0.1 }), { comm }).init(p)).rejects.toThrow(
+      /withFSDP: the params are on cuda:0/,
+    );
+    for (const l of treeLeaves(p)) l.dispose();
   });
 });

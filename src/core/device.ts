@@ -215,3 +215,23 @@ export function checkSameDevice(op: string, args: readonly (readonly [string, An
   }
   return first?.[1] ?? "cpu";
 }
+
+/**
+ * Copies `bytes` bytes from `src` at byte `srcOffset` to `dst` at byte `dstOffset` (one device,
+ * ordered on its stream): how a flat gradient bucket is packed and unpacked on the device.
+ */
+export function copyWithin(
+  dst: CudaTensor,
+  dstOffset: number,
+  src: CudaTensor,
+  srcOffset: number,
+  bytes: number,
+): void {
+  if (dst.deviceIndex !== src.deviceIndex)
+    throw new TypeError(`plait: copyWithin: dst is on ${dst.device}, src on ${src.device}: one device expected`);
+  if (dstOffset < 0 || srcOffset < 0 || dstOffset + bytes > dst.byteLength || srcOffset + bytes > src.byteLength)
+    throw new RangeError(
+      `plait: copyWithin: ${bytes} bytes at ${srcOffset} of ${src.describe()} to ${dstOffset} of ${dst.describe()} is out of bounds`,
+    );
+  if (bytes > 0) cuda().copy(dst.deviceIndex, dst.ptr + BigInt(dstOffset), src.ptr + BigInt(srcOffset), bytes);
+}

@@ -15,6 +15,7 @@ import {
 import type { LossScaling } from "../precision/lossScaling.ts";
 import { type Ctx, type Init, type InitCtx, type Step, type StepLike, stateOf, withState } from "../step/contract.ts";
 import { transform } from "../step/transform.ts";
+import { refuseDeviceParams } from "./device.ts";
 import { type FlatLayout, flatLayout, flatten, shardOf, unflattenInto } from "./flat.ts";
 import { enterStrategy } from "./nesting.ts";
 import { syncParams } from "./syncParams.ts";
@@ -126,6 +127,7 @@ export function shardedStep<B>(step: StepLike<B>, o: ShardingOptions): Step<B> {
     async init(params: Tree, ctx: InitCtx, inner: (params: Tree) => Promise<Init>): Promise<Init> {
       const done = await inner(params);
       const full = done.params;
+      refuseDeviceParams(o.op, full); // strategy/device.ts
       const l = layoutOf(o, full, ctx.worldSize);
       await syncParams(o.op, full, ctx.comm);
       const leaves = treeFlatten(full).leaves;
