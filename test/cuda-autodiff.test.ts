@@ -13,6 +13,7 @@ import {
   add,
   CudaTensor,
   cast,
+  cuda,
   matmul,
   mean,
   mul,
@@ -205,6 +206,13 @@ describe("valueAndGrad on cuda:0 (fake device: plait's wiring)", () => {
     expect(() => valueAndGrad((q: Tree) => sum(q as never, 0))(p as never, undefined)).toThrow(
       /sum on cuda:0: reductions along axes run on cpu only/,
     );
+    // the raw kernels under plait's `cuda` refuse a recorded tensor, as core.* does on the CPU
+    expect(() => valueAndGrad((q: Tree) => sum(cuda.reluOn(q as never)))(p as never, undefined)).toThrow(
+      /cuda\.reluOn: argument 0 \(f32\[2, 3\] on cuda:0\) is recorded by valueAndGrad's tape on cuda:0, but cuda\.reluOn has no backward there/,
+    );
+    expect(() =>
+      valueAndGrad((q: Tree) => sum(cuda.cudaMatmul(q as never, q as never, { transB: true })))(p as never, undefined),
+    ).toThrow(/cuda\.cudaMatmul: argument 0 .* has no backward there/);
     expect(() => valueAndGrad(() => tensor([1]))(p as never, undefined)).toThrow(
       /with params on cuda:0, lossFn must return a scalar f32 tensor on cuda:0, got f32\[1\] \(a cpu tensor/,
     );

@@ -4,7 +4,7 @@
 // accumulation. Gradients are f32 (a half compute copy's gradient too, as on the CPU). Device
 // ops (ops/cuda.ts) record here; an op with no device backward refuses a recorded input.
 import { deviceKernels } from "../../ffi/cuda/dispatch.ts";
-import { type CudaDevice, CudaTensor } from "../core/device.ts";
+import { type CudaDevice, CudaTensor, setDeviceTapeProbe } from "../core/device.ts";
 
 /** Where a device node's backward sends its inputs' gradients (tape.ts's GradSink, on a device). */
 export interface DeviceGradSink {
@@ -155,9 +155,11 @@ export const deviceTaped = (t: unknown): boolean => tapes.some((tape) => tape.tr
 /** Runs `fn` with `tape` recording (nested calls record on the innermost only). */
 export function withDeviceTape<T>(tape: DeviceTape, fn: () => T): T {
   tapes.push(tape);
+  setDeviceTapeProbe(deviceTaped); // the raw cuda.* kernels refuse recorded tensors meanwhile
   try {
     return fn();
   } finally {
     tapes.pop();
+    if (tapes.length === 0) setDeviceTapeProbe(null);
   }
 }
