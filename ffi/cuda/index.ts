@@ -6,12 +6,13 @@ import * as cublas from "./cublas.ts";
 import * as ops from "./ops.ts";
 
 export * from "./api.ts";
-export { deviceStream, synchronizeDevice } from "./backend.ts";
+export { devicePool, deviceStream, synchronizeDevice } from "./backend.ts";
 export { type CublasGemmArgs, type CudaGemmOptions, cublasHandle, gemmArgs } from "./cublas.ts";
 export { deviceName, loadModule, moduleFunction, useDevice } from "./driver.ts";
 export { CudaError } from "./errors.ts";
 export { gridFor, KERNELS, kernelFunction, launchKernel, packParams, paramLayout, ptxSource } from "./kernels.ts";
 export type { AdamOnOptions, AdamScalars, SgdOnOptions } from "./ops.ts";
+export { BlockPool, roundBlock } from "./pool.ts";
 
 // The kernels as users call them: refusing tensors that valueAndGrad's device tape records (the
 // differentiable ops call the unwrapped ones).
