@@ -21,7 +21,7 @@ export async function ncclWorld(
   ctx: { rank: number; worldSize: number; comm: Comm },
   opts: NcclWorldOptions = {},
 ): Promise<NcclComm> {
-  const env = opts.env ?? process.env;
+  const env: Record<string, string | undefined> = opts.env ?? (globalThis as any).process?.env ?? {};
   const timeout = opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs };
   const envWorld = Number(env.WORLD_SIZE ?? "1");
   if (ctx.worldSize === 1 && Number.isInteger(envWorld) && envWorld > 1) {
