@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cudaBackend } from "../ffi/cuda/backend.ts";
 import { setDeviceKernels } from "../ffi/cuda/dispatch.ts";
-import type { Comm } from "../src/comm/types.ts";
+import { type Comm, shardRange } from "../src/comm/types.ts";
 import { registerCudaBackend } from "../src/core/device.ts";
 import {
   adamw,
@@ -29,6 +29,8 @@ import {
   withGradClip,
   withZeRO,
 } from "../src/index.ts";
+import type { StepLike } from "../src/step/contract.ts";
+import { flatLayout, flatten, shardOf, unflattenInto } from "../src/strategy/flat.ts";
 import { fakeDevice } from "./cuda-fake.ts";
 
 const fake = fakeDevice();
@@ -209,14 +211,14 @@ describe("training on cuda:0 (fake device: plait's wiring)", () => {
  * result is what it would be with identical inputs (avg, max and broadcast leave values alone,
  * allGather repeats). It records what each collective got, to check where the buckets live.
  */
-function twinComm() {
+function twinComm(worldSize = 2) {
   const seen: { op: string; device: string; size: number }[] = [];
   const note = (op: string, x: unknown) => {
     for (const l of treeLeaves(x as Tree)) seen.push({ op, device: l.device, size: l.size });
   };
   const comm = {
     rank: 0,
-    worldSize: 2,
+    worldSize,
     async allReduce<T>(x: T, op: string) {
       note(`allReduce ${op}`, x);
       return x;
@@ -227,11 +229,25 @@ function twinComm() {
     },
     async allGather(x: Tensor) {
       note("allGather", x);
-      const out = tensor([...x.toArray(), ...x.toArray()], [2 * x.size], { dtype: x.dtype });
-      return out;
+      const host = x.device === "cpu" ? x : x.to("cpu");
+      const values = Array.from({ length: worldSize }, () => host.toArray()).flat();
+      const out = tensor(values, [worldSize * x.size], { dtype: x.dtype });
+      if (host !== x) host.dispose();
+      if (x.device === "cpu") return out;
+      const dev = out.to(x.device as "cuda:0");
+      out.dispose();
+      return dev;
     },
-    async reduceScatter(): Promise<Tensor> {
-      throw new Error("twinComm: reduceScatter is not used by withDDP");
+    async reduceScatter(x: Tensor, op: string) {
+      note(`reduceScatter ${op}`, x);
+      const host = x.device === "cpu" ? x : x.to("cpu");
+      const { start, count } = shardRange(x.size, worldSize, 0);
+      const out = tensor(host.toArray().slice(start, start + count), [count], { dtype: x.dtype });
+      if (host !== x) host.dispose();
+      if (x.device === "cpu") return out;
+      const dev = out.to(x.device as "cuda:0");
+      out.dispose();
+      return dev;
     },
     async barrier() {},
   };
@@ -256,15 +272,66 @@ describe("withDDP with ranks on cuda:0 (fake device, a twin rank: plait's wiring
     for (const b of bs) for (const x of Object.values(b)) x.dispose();
   });
 
-  it("withZeRO and withFSDP refuse device params, naming the device", async () => {
-    const { comm } = twinComm();
-    const p = onDevice(params());
-    await expect(train(withZeRO(valueAndGrad(loss), { stage: 1 }), sgd({ lr: 0.1 }), { comm }).init(p)).rejects.toThrow(
-      /withZeRO: the params are on cuda:0, but withZeRO shards on cpu only .*use withDDP/,
-    );
-    await expect(train(withFSDP(valueAndGrad(loss)), sgd({ lr: 0.1 }), { comm }).init(p)).rejects.toThrow(
-      /withFSDP: the params are on cuda:0/,
-    );
-    for (const l of treeLeaves(p)) l.dispose();
+  it.each([
+    ["withZeRO stage 1", (st: StepLike<{ x: Tensor; y: Tensor }>) => withZeRO(st, { stage: 1 })],
+    ["withZeRO stage 2", (st: StepLike<{ x: Tensor; y: Tensor }>) => withZeRO(st, { stage: 2 })],
+    ["withZeRO stage 3", (st: StepLike<{ x: Tensor; y: Tensor }>) => withZeRO(st, { stage: 3 })],
+    ["withFSDP", (st: StepLike<{ x: Tensor; y: Tensor }>) => withFSDP(st)],
+  ])("%s: shards, flat vectors and gathered params live on the device; trains like one rank", async (_, wrap) => {
+    const bs = batches(2);
+    // a world of one: every flat vector is the whole (a twin cannot stand in for another rank's
+    // shard); the offsets of other ranks' shards are checked against flat.ts's CPU path below
+    const { comm, seen } = twinComm(1);
+    const run = async (trainer: ReturnType<typeof train<{ x: Tensor; y: Tensor }>>) => {
+      const p = onDevice(params());
+      let state = await trainer.init(p);
+      for (const b of bs) {
+        const batch = { x: b.x.to("cuda:0"), y: b.y.to("cuda:0") };
+        state = (await trainer(state, batch as never)).state;
+        for (const x of Object.values(batch)) x.dispose();
+      }
+      const full = await trainer.gather(state);
+      const out = treeLeaves(full).map((l) => {
+        expect(l.device).toBe("cuda:0");
+        return l.toArray();
+      });
+      for (const l of [
+        ...treeLeaves(full),
+        ...treeLeaves(state.params),
+        ...treeLeaves(state.opt.slots as Tree),
+        ...treeLeaves(p),
+      ])
+        if (!l.disposed) l.dispose();
+      return out;
+    };
+    const sharded = await run(train(wrap(valueAndGrad(loss)), sgd({ lr: 0.1, momentum: 0.9 }), { comm }));
+    const single = await run(train(valueAndGrad(loss), sgd({ lr: 0.1, momentum: 0.9 })));
+    expectClose(sharded, single, 0, "params");
+    const moved = seen.filter((s) => s.op !== "allGather" || s.size > 64); // not gatherStrings' small CPU messages
+    expect(moved.length).toBeGreaterThan(0);
+    for (const s of moved.filter((m) => (m.op !== "allReduce max" && m.op !== "allReduce avg" ? true : m.size > 1)))
+      expect(s.device, s.op).toBe("cuda:0");
+    for (const b of bs) for (const x of Object.values(b)) x.dispose();
+  });
+
+  it("flatten, shardOf and unflattenInto on the device give the CPU path's values for every rank of 3", () => {
+    const cpu = [t([3, 5], 71), t([4], 72), t([2, 2], 73)];
+    const dev = cpu.map((x) => x.to("cuda:0"));
+    const layout = flatLayout("test", cpu, ["a", "b", "c"], 3); // 23 elements → 3 shards of 8, one padded
+    const flatCpu = flatten(layout, cpu, "f32");
+    const flatDev = flatten(layout, dev as never, "f32");
+    expect(flatDev).toBeInstanceOf(CudaTensor);
+    expect(flatDev.toArray()).toEqual(flatCpu.toArray());
+    for (const rank of [0, 1, 2]) {
+      const a = shardOf(layout, flatCpu, rank);
+      const b = shardOf(layout, flatDev, rank);
+      expect(b).toBeInstanceOf(CudaTensor);
+      expect(b.toArray(), `rank ${rank}`).toEqual(a.toArray());
+      for (const x of [a, b]) x.dispose();
+    }
+    const back = cpu.map((x) => tensor(new Array(x.size).fill(0), [...x.shape]).to("cuda:0"));
+    unflattenInto(flatDev, back as never);
+    expect(back.map((x) => x.toArray())).toEqual(cpu.map((x) => x.toArray()));
+    for (const x of [...cpu, ...dev, ...back, flatCpu, flatDev]) x.dispose();
   });
 });

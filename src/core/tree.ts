@@ -139,6 +139,8 @@ export function copyTree(tree: Tree): Tree {
   return treeUnflatten(
     def,
     leaves.map((t) => {
+      const d = t as unknown;
+      if (d instanceof CudaTensor) return d.to(d.device) as unknown as Tensor; // a device-to-device copy
       const c = new Tensor(t.shape, t.dtype);
       c.data().set(t.data() as never);
       return c;
