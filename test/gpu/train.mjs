@@ -3,9 +3,9 @@
 // test/gpu/run.sh. The same cases as test/cuda-autodiff.test.ts and test/cuda-train.test.ts (which
 // run plait's wiring on a fake device here), now on the PTX kernels and cuBLAS: valueAndGrad of
 // the MNIST MLP on cuda:0 against a float64 CPU reference; optimizer and AMP steps on cuda:0
-// against the same steps on the CPU; withDDP over NcclComm on 1 rank (and on 2 when CUDA reports
-// 2 devices, as 2 processes meeting at a TCP store). Each case records { name, ok, ms, info?,
-// error? }; the exit status is 1 when any failed.
+// against the same steps on the CPU; withDDP, withZeRO and withFSDP over NcclComm on 1 rank
+// (withDDP on 2 when CUDA reports 2 devices, as 2 processes meeting at a TCP store). Each case
+// records { name, ok, ms, info?, error? }; the exit status is 1 when any failed.
 import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -26,7 +26,9 @@ import {
   valueAndGrad,
   withAMP,
   withDDP,
+  withFSDP,
   withGradClip,
+  withZeRO,
 } from "../../dist/src/index.js";
 
 const results = [];
@@ -165,26 +167,32 @@ await test("16-mixed: an overflowing batch is skipped on cuda:0 as on the CPU", 
   return r;
 });
 
-await test("withDDP over NcclComm, 1 rank on cuda:0: the same params as without it", async () => {
-  const comm = await ncclWorld({ rank: 0, worldSize: 1, comm: localComm() }, { device: 0, timeoutMs: 60_000 });
-  try {
-    const run = async (trainer) => {
-      let state = await trainer.init(toDev(params()));
-      for (let i = 0; i < 3; i++) {
-        const b = batch(i);
-        state = (await trainer(state, { x: b.x.to("cuda:0"), y: b.y.to("cuda:0") })).state;
-      }
-      return treeLeaves(state.params).map((l) => l.toArray());
-    };
-    const a = await run(train(withDDP(valueAndGrad(loss)), sgd({ lr: 0.1, momentum: 0.9 }), { comm }));
-    const b = await run(train(valueAndGrad(loss), sgd({ lr: 0.1, momentum: 0.9 })));
-    const rel = Math.max(...a.map((x, i) => maxRel(x, b[i])));
-    assert(rel === 0, `one rank's DDP changes nothing: max difference ${rel}`);
-    return { library: comm.library };
-  } finally {
-    await comm.destroy();
-  }
-});
+for (const [name, wrap] of [
+  ["withDDP", (st) => withDDP(st)],
+  ["withZeRO stage 2", (st) => withZeRO(st, { stage: 2 })],
+  ["withFSDP", (st) => withFSDP(st)],
+]) {
+  await test(`${name} over NcclComm, 1 rank on cuda:0: the same params as without it`, async () => {
+    const comm = await ncclWorld({ rank: 0, worldSize: 1, comm: localComm() }, { device: 0, timeoutMs: 60_000 });
+    try {
+      const run = async (trainer) => {
+        let state = await trainer.init(toDev(params()));
+        for (let i = 0; i < 3; i++) {
+          const b = batch(i);
+          state = (await trainer(state, { x: b.x.to("cuda:0"), y: b.y.to("cuda:0") })).state;
+        }
+        return treeLeaves(await trainer.gather(state)).map((l) => l.toArray());
+      };
+      const a = await run(train(wrap(valueAndGrad(loss)), sgd({ lr: 0.1, momentum: 0.9 }), { comm }));
+      const b = await run(train(valueAndGrad(loss), sgd({ lr: 0.1, momentum: 0.9 })));
+      const rel = Math.max(...a.map((x, i) => maxRel(x, b[i])));
+      assert(rel < 1e-6, `one rank's ${name} matches no strategy: max difference ${rel}`);
+      return { library: comm.library, rel };
+    } finally {
+      await comm.destroy();
+    }
+  });
+}
 
 const gpus = (() => {
   try {
