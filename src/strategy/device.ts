@@ -10,7 +10,6 @@ import { cast } from "../core/cast.ts";
 import { CudaTensor, copyWithin } from "../core/device.ts";
 import type { DType } from "../core/dtype.ts";
 import { Tensor } from "../core/tensor.ts";
-import { type Tree, treeLeaves } from "../core/tree.ts";
 
 export const anyOnDevice = (leaves: readonly unknown[]): boolean => leaves.some((t) => t instanceof CudaTensor);
 

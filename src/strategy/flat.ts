@@ -53,7 +53,10 @@ export function flatten(layout: FlatLayout, leaves: readonly Tensor[], dtype: DT
 
 /** Copies the flat vector (at least layout.total elements) back into `leaves`. */
 export function unflattenInto(flat: Tensor, leaves: readonly Tensor[]): void {
-  if (anyOnDevice([flat])) return deviceUnflattenInto(flat, leaves); // strategy/device.ts
+  if (anyOnDevice([flat])) {
+    deviceUnflattenInto(flat, leaves); // strategy/device.ts
+    return;
+  }
   let at = flat.ptr;
   for (const t of leaves) {
     copy(t.ptr, at, t.byteLength);

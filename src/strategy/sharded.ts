@@ -1,5 +1,4 @@
 import type { Comm } from "../comm/types.ts";
-import { cast } from "../core/cast.ts";
 import type { DType } from "../core/dtype.ts";
 import { keep } from "../core/scope.ts";
 import { type Shape, shapeStr, Tensor } from "../core/tensor.ts";
