@@ -18,7 +18,7 @@ import { CommError } from "../src/comm/errors.ts";
 import { localComm } from "../src/comm/local.ts";
 import { type DeviceTensor, NcclComm, shareUniqueId } from "../src/comm/nccl.ts";
 import { TcpStore } from "../src/comm/rendezvous.ts";
-import { tensor } from "../src/core/tensor.ts";
+import { Tensor, tensor } from "../src/core/tensor.ts";
 import { skipMpi } from "./native.ts";
 
 const SOURCE = fileURLToPath(new URL("./fixtures/fake-nccl.c", import.meta.url));
@@ -172,11 +172,33 @@ describe.skipIf(!cc)("NcclComm on a stand-in NCCL (no GPU)", () => {
     }
   });
 
+  it("CPU tensors (the transforms' control messages) are staged through device copies", async () => {
+    const comm = await one();
+    const flag = tensor([0, 1, 2.5], [3]);
+    await comm.allReduce(flag, "max");
+    expect(fake.last()).toContain("ncclAllReduce count=3");
+    expect(flag.toArray()).toEqual([0, 1, 2.5]); // a world of one: the values come back unchanged
+    const loss = tensor([0.25], [1], { dtype: "f64" });
+    await comm.broadcast({ loss }, 0);
+    expect(fake.last()).toContain("ncclBroadcast");
+    expect(loss.toArray()).toEqual([0.25]);
+    const all = await comm.allGather(tensor([7, 8], [2], { dtype: "i32" }));
+    expect(all).toBeInstanceOf(Tensor);
+    expect(all.dtype).toBe("i32");
+    expect(all.toArray()).toEqual([7, 8]);
+    const part = await comm.reduceScatter(tensor([1, 2, 3], [3]), "sum");
+    expect(part).toBeInstanceOf(Tensor);
+    expect(part.toArray()).toEqual([1, 2, 3]);
+    for (const t of [flag, loss, all, part]) t.dispose();
+    await comm.destroy();
+  });
+
   it("bad arguments are named", async () => {
     const comm = await one();
     const cpu = tensor([1, 2], [2]);
-    await expect(comm.allReduce(cpu, "sum")).rejects.toThrow(
-      /argument x must be a tensor on cuda:0, got a CPU tensor .*use \.to\("cuda:0"\) or a CPU comm/,
+    // CPU and device leaves in one call: refused, naming the fix
+    await expect(comm.allReduce([cpu, Buf.f32([1])] as never, "sum")).rejects.toThrow(
+      /argument x\[0\] must be a tensor on cuda:0, got a CPU tensor .*use \.to\("cuda:0"\) or a CPU comm/,
     );
     const other = new Buf([2], "f32", 1);
     await expect(comm.allReduce(other, "sum")).rejects.toThrow(

@@ -74,10 +74,22 @@ describe("test/gpu scripts without a GPU", () => {
       expect(single.length).toBeGreaterThanOrEqual(8);
       for (const t of single) expect(t, JSON.stringify(t)).toMatchObject({ ok: true });
       expect(r.status).toBe(1);
+      // the training cases (train.mjs) need cuBLAS and the CUDA driver, which the stand-in lacks:
+      // each must fail naming the missing library (never with a wrong number)
+      const train = JSON.parse(readFileSync(join(out, "train.json"), "utf8")).results as {
+        name: string;
+        ok: boolean;
+        error?: string;
+      }[];
+      const local = train.filter((t) => !t.name.startsWith("two processes"));
+      expect(local.length).toBeGreaterThanOrEqual(8);
+      for (const t of local) expect(t.error, t.name).toMatch(/^LibraryError: plait: (cuBLAS|CUDA driver): not found/);
+      expect(log).toContain("run.sh: tests: test/gpu/train.mjs");
       const bench = JSON.parse(readFileSync(join(out, "bench.json"), "utf8"));
       expect(bench.d2d_copy.gbps_read_write).toBeGreaterThan(0);
       expect(bench.nccl_allreduce_1rank.rows.map((x: { mib: number }) => x.mib)).toEqual([1, 16, 256]);
       expect(JSON.parse(readFileSync(join(out, "env.json"), "utf8")).nccl.path).toBe(lib);
+      expect(bench.mnist_demo.error).toMatch(/plait demo --epochs 1 --device cuda:0: exit 1/); // no cuBLAS here
     },
     180_000,
   );

@@ -4,6 +4,7 @@
 // on that device's stream (`deviceStream`), so work is ordered without host waits; reading back
 // waits for the stream.
 import { type CudaBackend, registerCudaBackend } from "../../src/core/device.ts";
+import { BlockPool } from "./pool.ts";
 import {
   free,
   malloc,
@@ -38,15 +39,25 @@ export function synchronizeDevice(index: number): void {
   streamSynchronize(deviceStream(index), `waiting for cuda:${index}`);
 }
 
-/** The runtime-API backend of CudaTensor (registered below; tests swap in a fake and restore it). */
-export const cudaBackend: CudaBackend = {
-  alloc(index, bytes, context) {
+/** CudaTensors' device memory: cudaMalloc'd blocks, cached for reuse on dispose (pool.ts). */
+export const devicePool = new BlockPool(
+  (index, bytes, context) => {
     setDevice(index, `${context} (selecting cuda:${index})`);
     return malloc(bytes, `${context} on cuda:${index}`);
   },
-  free(index, ptr) {
+  (index, ptr) => {
     setDevice(index);
     free(ptr); // cudaFree waits for the device's work, so a pending op never reads freed memory
+  },
+);
+
+/** The runtime-API backend of CudaTensor (registered below; tests swap in a fake and restore it). */
+export const cudaBackend: CudaBackend = {
+  alloc(index, bytes, context) {
+    return devicePool.alloc(index, bytes, context);
+  },
+  free(index, ptr) {
+    devicePool.dispose(index, ptr); // reused by a later tensor on the same stream (pool.ts)
   },
   upload(index, dst, src, context) {
     const s = deviceStream(index, context);

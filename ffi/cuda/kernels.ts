@@ -108,6 +108,10 @@ export const KERNELS: Readonly<Record<string, KernelSpec>> = {
   softmax_xent_f32: { module: "softmax_xent", params: [P, P, P, P, "u32", "f32"] },
   sum_partial_f32: { module: "reduce", params: [P, "u64", "i32", P] },
   sum_final_f32: { module: "reduce", params: [P, "u32", P] },
+  scale_f32: { module: "grad", params: [P, "f32", P, "u64"] },
+  axpy_f32: { module: "grad", params: ["f32", P, P, "u64"] },
+  scale_by_f32: { module: "grad", params: [P, P, "f32", P, "u64", "i32"] },
+  col_sum_f32: { module: "grad", params: [P, P, "u64", "u64", "i32"] },
 };
 
 /** The committed PTX text of a module: beside this file in ffi/, or from dist/ffi the source tree's. */

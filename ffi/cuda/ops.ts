@@ -112,16 +112,27 @@ export interface AdamOnOptions {
 
 /** One fused Adam/AdamW step on f32 p, g, m, v (torch's rule, as the CPU kernel computes it). */
 export function adamOn(p: CudaTensor, g: CudaTensor, m: CudaTensor, v: CudaTensor, o: AdamOnOptions): void {
-  const dev = check("adam", { p, g, m, v }, { p: "f32", g: "f32", m: "f32", v: "f32" });
-  sameSize("adam", ["p", p], ["g", g], ["m", m], ["v", v]);
   const { lr, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, step } = o;
   const wd = o.weightDecay ?? (o.decoupled ? 0.01 : 0);
-  const stepSize = lr / (1 - beta1 ** step);
-  const bc2Sqrt = Math.sqrt(1 - beta2 ** step);
   const l2 = o.decoupled ? 0 : wd;
   const decay = o.decoupled && wd !== 0 ? 1 - lr * wd : 1;
-  const args = [p.ptr, g.ptr, m.ptr, v.ptr, p.size, stepSize, bc2Sqrt, eps, 1 - beta1, beta2, 1 - beta2, l2, decay];
-  if (p.size > 0) run("adam_f32", dev, p.size, args);
+  const stepSize = lr / (1 - beta1 ** step);
+  const bc2Sqrt = Math.sqrt(1 - beta2 ** step);
+  adamStepOn(p, g, m, v, [stepSize, bc2Sqrt, eps, 1 - beta1, beta2, 1 - beta2, l2, decay]);
+}
+
+/**
+ * The step's scalars as src/optim/adam.ts computes them for the CPU kernel (in float64, in this
+ * order): step_size, sqrt(1 − β2^t), eps, 1 − β1, β2, 1 − β2, l2, decay (see adamw.cu).
+ */
+export type AdamScalars = readonly [number, number, number, number, number, number, number, number];
+
+/** adamOn with the scalars given: the optimizer passes the ones it computed for every leaf. */
+export function adamStepOn(p: CudaTensor, g: CudaTensor, m: CudaTensor, v: CudaTensor, scalars: AdamScalars): void {
+  const dev = check("adam", { p, g, m, v }, { p: "f32", g: "f32", m: "f32", v: "f32" });
+  sameSize("adam", ["p", p], ["g", g], ["m", m], ["v", v]);
+  if (scalars.length !== 8) throw new RangeError(`plait: adam: expected 8 scalars, got ${scalars.length}`);
+  if (p.size > 0) run("adam_f32", dev, p.size, [p.ptr, g.ptr, m.ptr, v.ptr, p.size, ...scalars]);
 }
 
 function binary(kernel: string, op: string, a: CudaTensor, b: CudaTensor): CudaTensor {
@@ -204,4 +215,70 @@ export function sumOn(x: CudaTensor, opts: { square?: boolean } = {}): number {
     partials.dispose();
     total.dispose();
   }
+}
+
+/**
+ * Σ x · factor of an f32 tensor into the one-element f32 tensor `out`, on the device (the
+ * deterministic two passes of sumOn, then a scale): a loss or a mean that stays on the device.
+ */
+export function sumToOn(x: CudaTensor, out: CudaTensor, factor = 1): void {
+  const dev = check("sum", { x, out }, { x: "f32", out: "f32" });
+  if (out.size !== 1)
+    throw new RangeError(`plait: sum: argument out must have one element, got ${shapeStr(out.shape)}`);
+  const stream = deviceStream(dev);
+  if (x.size === 0) {
+    memsetAsync(out.ptr, 0, 4, stream);
+    return;
+  }
+  const blocks = Math.min(1024, Math.ceil(x.size / 256));
+  const partials = new CudaTensor([blocks], "f32", dev);
+  try {
+    launchKernel("sum_partial_f32", dev, { grid: [blocks], block: [256], stream }, [x.ptr, x.size, 0, partials.ptr]);
+    launchKernel("sum_final_f32", dev, { grid: [1], block: [256], stream }, [partials.ptr, blocks, out.ptr]);
+    if (factor !== 1) run("scale_f32", dev, 1, [out.ptr, factor, out.ptr, 1]);
+  } finally {
+    partials.dispose(); // cudaFree waits for the stream's work
+  }
+}
+
+/** out = s · x (f32, same size; out may be x). */
+export function scaleOn(x: CudaTensor, s: number, out: CudaTensor): void {
+  const dev = check("scale", { x, out }, { x: "f32", out: "f32" });
+  sameSize("scale", ["x", x], ["out", out]);
+  if (x.size > 0) run("scale_f32", dev, x.size, [x.ptr, s, out.ptr, x.size]);
+}
+
+/** y += s · x (f32, same size). */
+export function axpyOn(s: number, x: CudaTensor, y: CudaTensor): void {
+  const dev = check("axpy", { x, y }, { x: "f32", y: "f32" });
+  sameSize("axpy", ["x", x], ["y", y]);
+  if (x.size > 0) run("axpy_f32", dev, x.size, [s, x.ptr, y.ptr, x.size]);
+}
+
+/**
+ * out (+)= x · (s[0] · factor), or out (+)= s[0] · factor without x: `s` a one-element f32
+ * tensor read on the device (an output gradient), so nothing waits for the host.
+ */
+export function scaleByOn(
+  x: CudaTensor | undefined,
+  s: CudaTensor,
+  factor: number,
+  out: CudaTensor,
+  accumulate: boolean,
+): void {
+  const dev = check("scaleBy", { x, s, out }, { x: "f32", s: "f32", out: "f32" });
+  if (s.size !== 1) throw new RangeError(`plait: scaleBy: argument s must have one element, got ${shapeStr(s.shape)}`);
+  if (x) sameSize("scaleBy", ["x", x], ["out", out]);
+  if (out.size > 0)
+    run("scale_by_f32", dev, out.size, [x?.ptr ?? 0n, s.ptr, factor, out.ptr, out.size, accumulate ? 1 : 0]);
+}
+
+/** out[c] (+)= Σ_r g[r, c] for f32 g [rows, cols] and out [cols] (a bias's gradient). */
+export function colSumOn(g: CudaTensor, out: CudaTensor, accumulate: boolean): void {
+  const dev = check("colSum", { g, out }, { g: "f32", out: "f32" });
+  const cols = g.shape.at(-1) ?? 1;
+  const rows = cols === 0 ? 0 : g.size / cols;
+  if (out.size !== cols)
+    throw new RangeError(`plait: colSum: argument out has ${out.size} elements, expected ${cols} (g's last axis)`);
+  if (cols > 0) run("col_sum_f32", dev, cols, [g.ptr, out.ptr, rows, cols, accumulate ? 1 : 0]);
 }

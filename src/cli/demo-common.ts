@@ -38,6 +38,11 @@ export const DEMO_FLAGS = {
   seed: { type: "int", default: 0, help: "seed for init, shuffling and the split" },
   precision: { type: "string", default: "32-true", choices: PRECISIONS, help: "Lightning's precision names" },
   threads: { type: "int", min: 1, help: "kernel threads (default: PLAIT_THREADS, else one per core; 1 for gpt)" },
+  device: {
+    type: "string",
+    default: "cpu",
+    help: 'where the MLP trains: "cpu", or "cuda:N" (one CUDA device; see demo-cuda.ts)',
+  },
   devices: { type: "string", default: "1", help: 'ranks (worker threads): an integer, or "auto" (one per core)' },
   strategy: { type: "string", choices: STRATEGY_NAMES, help: "how ranks share the work (default ddp)" },
   out: { type: "string", default: "runs", help: "folder for the chart and metrics" },

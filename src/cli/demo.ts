@@ -13,6 +13,7 @@ import { withPrecision } from "../precision/precision.ts";
 import { train } from "../step/train.ts";
 import { flagHelp, parseFlags } from "./args.ts";
 import { accuracy, type Batch, DEMO_FLAGS, totals, withModelDefaults, writeReport } from "./demo-common.ts";
+import { demoCuda } from "./demo-cuda.ts";
 import { demoDistributed, parseDevicesFlag } from "./demo-distributed.ts";
 import { demoGpt } from "./demo-gpt.ts";
 import { demoModel, demoStep, evalModel } from "./demo-model.ts";
@@ -31,6 +32,7 @@ export async function demo(argv: readonly string[]): Promise<void> {
   // --threads: every rank's kernel pool (read by the launchers, here and under MPI)
   if (flags.threads !== undefined) process.env.PLAIT_THREADS = String(flags.threads);
   // under mpirun or srun: every process is a rank (MPI), even with the defaults
+  if (flags.device !== "cpu") return demoCuda(flags); // demo-cuda.ts: fails fast without a CUDA device
   const outer = processWorld("demo", { devices: parseDevicesFlag(flags.devices!) });
   if (flags.model === "gpt") return demoGpt(flags, outer);
   if (outer || flags.devices !== "1" || flags.strategy !== undefined) return demoDistributed(flags, outer);

@@ -12,6 +12,7 @@ export {
   type NcclInitOptions,
   shareUniqueId,
 } from "./nccl.ts";
+export { type NcclWorldOptions, ncclWorld } from "./ncclWorld.ts";
 export { storeFromEnv, TcpStore, type TcpStoreOptions } from "./rendezvous.ts";
 export { ShmComm, type ShmCommOptions } from "./shm.ts";
 export { type CollectiveOptions, type Comm, type ReduceOp, shardRange } from "./types.ts";

@@ -23,6 +23,7 @@ import {
   ncclSuccess,
   ncclUniqueId,
 } from "../../ffi/nccl.ts";
+import { type CudaTensor, toDevice } from "../core/device.ts";
 import { bytesOf, type DType } from "../core/dtype.ts";
 import { checkOptions } from "../core/options.ts";
 import { Tensor, typeName } from "../core/tensor.ts";
@@ -90,7 +91,18 @@ const INIT_OPTIONS = [
   "store",
   "closeStore",
 ] as const;
-const BOOT_OPTIONS = ["rank", "worldSize", "device", "via", "timeoutMs", "stream", "alloc", "library", "key"] as const;
+const BOOT_OPTIONS = [
+  "rank",
+  "worldSize",
+  "device",
+  "via",
+  "timeoutMs",
+  "stream",
+  "alloc",
+  "library",
+  "key",
+  "env",
+] as const;
 
 export interface NcclInitOptions {
   rank: number;
@@ -126,6 +138,8 @@ export interface NcclBootstrapOptions extends Omit<NcclInitOptions, "id" | "stor
   via?: Comm | TcpStore | "env";
   /** The store key the id is set under (default "plait/nccl/id"); one per communicator. */
   key?: string;
+  /** With via "env": the variables to read (default process.env). */
+  env?: Record<string, string | undefined>;
 }
 
 interface Call {
@@ -246,7 +260,7 @@ export class NcclComm implements Comm {
     let store: TcpStore | undefined;
     let owned = false;
     if (via === "env") {
-      store = await storeFromEnv((globalThis as any).process?.env ?? {}, { timeoutMs });
+      store = await storeFromEnv(o.env ?? (globalThis as any).process?.env ?? {}, { timeoutMs });
       owned = true;
     } else if (via instanceof TcpStore) {
       store = via;
@@ -263,7 +277,7 @@ export class NcclComm implements Comm {
       const key = o.key ?? "plait/nccl/id";
       const id = await shareUniqueId(source, { key, timeoutMs, make: () => ncclUniqueId(loadNccl(o.library)) });
       if (store) await store.arrive(`${key}/init`, { timeoutMs });
-      const { via: _v, key: _k, ...rest } = o;
+      const { via: _v, key: _k, env: _e, ...rest } = o;
       return await NcclComm.init({ ...rest, id, ...(store ? { store, closeStore: owned } : {}) });
     } catch (e) {
       if (owned) await store?.close({ graceMs: 0 });
@@ -358,6 +372,8 @@ export class NcclComm implements Comm {
   }
 
   async allReduce<T extends Tree | DeviceTree>(x: T, op: ReduceOp, opts?: CollectiveOptions): Promise<T> {
+    const host = hostLeaves(x);
+    if (host) return this.stagedInPlace(host, x, (dev) => this.allReduce(dev, op, opts));
     checkOp("allReduce", op);
     const timeoutMs = checkTimeout("allReduce", opts, this.timeoutMs);
     const leaves = this.leaves("allReduce", x);
@@ -374,6 +390,8 @@ export class NcclComm implements Comm {
   }
 
   async broadcast<T extends Tree | DeviceTree>(x: T, root: number, opts?: CollectiveOptions): Promise<T> {
+    const host = hostLeaves(x);
+    if (host) return this.stagedInPlace(host, x, (dev) => this.broadcast(dev, root, opts));
     const timeoutMs = checkTimeout("broadcast", opts, this.timeoutMs);
     const leaves = this.leaves("broadcast", x);
     checkRoot("broadcast", root, this.worldSize);
@@ -389,6 +407,7 @@ export class NcclComm implements Comm {
   }
 
   async allGather<T extends Tensor | DeviceTensor>(x: T, opts?: CollectiveOptions): Promise<T> {
+    if (x instanceof Tensor) return this.staged(x, (dev) => this.allGather(dev, opts)) as Promise<T>;
     const timeoutMs = checkTimeout("allGather", opts, this.timeoutMs);
     const [t] = this.leaves("allGather", x, true);
     const out = this.make("allGather", t, [this.worldSize * t.size]);
@@ -406,6 +425,7 @@ export class NcclComm implements Comm {
   }
 
   async reduceScatter<T extends Tensor | DeviceTensor>(x: T, op: ReduceOp, opts?: CollectiveOptions): Promise<T> {
+    if (x instanceof Tensor) return this.staged(x, (dev) => this.reduceScatter(dev, op, opts)) as Promise<T>;
     checkOp("reduceScatter", op);
     const timeoutMs = checkTimeout("reduceScatter", opts, this.timeoutMs);
     const [t] = this.leaves("reduceScatter", x, true);
@@ -668,6 +688,42 @@ export class NcclComm implements Comm {
     return `rank ${this.rank} of ${this.worldSize} (cuda:${this.device}, thread ${threadId})`;
   }
 
+  // ---- CPU tensors: staged through device copies ----
+  // The transforms exchange a few small CPU tensors beside the gradients (withAMP's skip flag,
+  // the demo's mean loss, withDDP's layout check by gatherStrings, the grad-clip norm of shards):
+  // the code paths they take on CPU comms. Here each is copied to this rank's device, moved by
+  // NCCL, and copied back (the copy back waits for the stream: these are control messages).
+
+  private async stagedInPlace<T>(host: Tensor[], x: T, run: (dev: CudaTensor[]) => Promise<unknown>): Promise<T> {
+    const dev = host.map((t) => toDevice(t, `cuda:${this.device}`) as CudaTensor);
+    try {
+      await run(dev);
+      for (const [i, d] of dev.entries()) {
+        const back = d.to("cpu");
+        host[i].data().set(back.data() as never);
+        back.dispose();
+      }
+      return x;
+    } finally {
+      for (const d of dev) d.dispose();
+    }
+  }
+
+  private async staged(x: Tensor, run: (dev: CudaTensor) => Promise<CudaTensor>): Promise<Tensor> {
+    if (x.disposed) throw new Error(`plait: NcclComm: argument x (${x.describe()}) was used after dispose()`);
+    const dev = toDevice(x, `cuda:${this.device}`) as CudaTensor;
+    try {
+      const out = await run(dev);
+      try {
+        return out.to("cpu");
+      } finally {
+        out.dispose();
+      }
+    } finally {
+      dev.dispose();
+    }
+  }
+
   // ---- arguments ----
 
   private leaves(name: string, x: unknown, single = false): DeviceTensor[] {
@@ -722,6 +778,27 @@ export class NcclComm implements Comm {
     }
     return new Ctor(shape, like.dtype, this.device);
   }
+}
+
+/** The leaves of `x` when every one is a CPU Tensor (at least one), else undefined. */
+function hostLeaves(x: unknown): Tensor[] | undefined {
+  if (x instanceof Tensor) return [x];
+  if (x === null || typeof x !== "object" || (!Array.isArray(x) && Object.getPrototypeOf(x) !== Object.prototype))
+    return undefined;
+  const out: Tensor[] = [];
+  const walk = (v: unknown): boolean => {
+    if (v instanceof Tensor) {
+      out.push(v);
+      return true;
+    }
+    if (Array.isArray(v)) return v.every(walk);
+    if (v !== null && typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype)
+      return Object.keys(v)
+        .sort()
+        .every((k) => walk((v as Record<string, unknown>)[k]));
+    return false;
+  };
+  return walk(x) && out.length > 0 ? out : undefined;
 }
 
 function isDeviceTensor(v: unknown): v is DeviceTensor {

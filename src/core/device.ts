@@ -215,3 +215,58 @@ export function checkSameDevice(op: string, args: readonly (readonly [string, An
   }
   return first?.[1] ?? "cpu";
 }
+
+/**
+ * Copies `bytes` bytes from `src` at byte `srcOffset` to `dst` at byte `dstOffset` (one device,
+ * ordered on its stream): how a flat gradient bucket is packed and unpacked on the device.
+ */
+export function copyWithin(
+  dst: CudaTensor,
+  dstOffset: number,
+  src: CudaTensor,
+  srcOffset: number,
+  bytes: number,
+): void {
+  if (dst.deviceIndex !== src.deviceIndex)
+    throw new TypeError(`plait: copyWithin: dst is on ${dst.device}, src on ${src.device}: one device expected`);
+  if (dstOffset < 0 || srcOffset < 0 || dstOffset + bytes > dst.byteLength || srcOffset + bytes > src.byteLength)
+    throw new RangeError(
+      `plait: copyWithin: ${bytes} bytes at ${srcOffset} of ${src.describe()} to ${dstOffset} of ${dst.describe()} is out of bounds`,
+    );
+  if (bytes > 0) cuda().copy(dst.deviceIndex, dst.ptr + BigInt(dstOffset), src.ptr + BigInt(srcOffset), bytes);
+}
+
+let tapeProbe: ((t: CudaTensor) => boolean) | null = null;
+
+/** Installs (null removes) the test "is this device tensor recorded by a device tape" (for src/ops/deviceTape.ts). */
+export function setDeviceTapeProbe(p: ((t: CudaTensor) => boolean) | null): void {
+  tapeProbe = p;
+}
+
+/**
+ * Wraps raw device kernel `fn` (public name `cuda.<name>`) so that it throws when a tensor
+ * argument (or one in an options object) is recorded by valueAndGrad's device tape: the kernel
+ * records nothing, so that tensor's gradient would silently miss its contribution. core/taped.ts's
+ * rule for `core.*`, on a device.
+ */
+export function refusingDeviceTaped<F extends (...args: never[]) => unknown>(name: string, fn: F): F {
+  const taped = (v: unknown): boolean =>
+    (v instanceof CudaTensor && tapeProbe!(v)) ||
+    (v !== null &&
+      typeof v === "object" &&
+      Object.getPrototypeOf(v) === Object.prototype &&
+      Object.values(v).some((x) => x instanceof CudaTensor && tapeProbe!(x)));
+  const wrapped = (...args: unknown[]): unknown => {
+    if (tapeProbe !== null) {
+      const i = args.findIndex(taped);
+      if (i >= 0) {
+        const t = args[i] instanceof CudaTensor ? (args[i] as CudaTensor) : undefined;
+        throw new TypeError(
+          `plait: cuda.${name}: argument ${i}${t ? ` (${t.describe()})` : ""} is recorded by valueAndGrad's tape on ${t?.device ?? "a CUDA device"}, but cuda.${name} has no backward there: use the differentiable op from plait (matmul, relu, add, mul, scale, sum, mean, softmaxCrossEntropy)`,
+        );
+      }
+    }
+    return (fn as unknown as (...a: unknown[]) => unknown)(...args);
+  };
+  return wrapped as unknown as F;
+}

@@ -1,3 +1,4 @@
+import { CudaTensor } from "./device.ts";
 import { Tensor } from "./tensor.ts";
 
 /** A pytree: tensors nested in arrays and plain objects (params, grads, optimizer state). */
@@ -77,8 +78,11 @@ function notATree(tree: unknown, segs: Segments): never {
   throw new TypeError(`plait: ${pathOf(segs)} is not a tensor, array or plain object (got ${String(tree)})`);
 }
 
+/** A tree's leaf: a Tensor, or a CudaTensor (params, grads and moments on a device). */
+const isLeaf = (t: unknown): t is Tensor => t instanceof Tensor || t instanceof CudaTensor;
+
 function describe(tree: Tree, leaves: Tensor[], segs: Segments): Node {
-  if (tree instanceof Tensor) {
+  if (isLeaf(tree)) {
     leaves.push(tree);
     return null;
   }
@@ -135,6 +139,8 @@ export function copyTree(tree: Tree): Tree {
   return treeUnflatten(
     def,
     leaves.map((t) => {
+      const d = t as unknown;
+      if (d instanceof CudaTensor) return d.to(d.device) as unknown as Tensor; // a device-to-device copy
       const c = new Tensor(t.shape, t.dtype);
       c.data().set(t.data() as never);
       return c;
@@ -146,7 +152,7 @@ export function copyTree(tree: Tree): Tree {
 export function leafPaths(tree: Tree, root = "params"): string[] {
   const out: string[] = [];
   const walk = (t: Tree, path: string) => {
-    if (t instanceof Tensor) out.push(path);
+    if (isLeaf(t)) out.push(path);
     else if (Array.isArray(t)) for (const [i, c] of t.entries()) walk(c, `${path}[${i}]`);
     else for (const k of Object.keys(t).sort()) walk((t as Record<string, Tree>)[k], `${path}.${k}`);
   };
@@ -163,7 +169,7 @@ export type Skeleton = number | readonly Skeleton[] | { readonly [key: string]: 
 export function skeletonOf(tree: Tree): Skeleton {
   let i = 0;
   const walk = (t: Tree): Skeleton => {
-    if (t instanceof Tensor) return i++;
+    if (isLeaf(t)) return i++;
     if (Array.isArray(t)) return t.map(walk);
     const o = t as Record<string, Tree>;
     return Object.fromEntries(

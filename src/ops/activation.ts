@@ -1,14 +1,19 @@
 import * as fwd from "../core/activation.ts";
 import * as bwd from "../core/activation-backward.ts";
+import { CudaTensor } from "../core/device.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { checkInput } from "./check.ts";
+import { deviceRelu } from "./cuda.ts";
 import { tapeFor } from "./tape.ts";
 
 // Activations (f32 and f64, as the kernels are). Each saves the least its backward needs: relu, tanh
 // and sigmoid their output (relu's output is > 0 exactly where its input is), gelu its input.
 
 /** max(x, 0) elementwise. */
-export function relu(x: Tensor): Tensor {
+export function relu(x: Tensor): Tensor;
+export function relu(x: CudaTensor): CudaTensor;
+export function relu(x: Tensor | CudaTensor): Tensor | CudaTensor {
+  if (x instanceof CudaTensor) return deviceRelu(x); // ops/cuda.ts
   checkInput("relu", "x", x);
   const y = fwd.relu(x);
   const tape = tapeFor(x);

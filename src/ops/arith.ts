@@ -1,7 +1,9 @@
 import * as core from "../core/arith.ts";
+import { CudaTensor } from "../core/device.ts";
 import { shapeStr, Tensor } from "../core/tensor.ts";
 import { addRows, colSums } from "./broadcast.ts";
 import { asMatrix, checkDTypeIn, checkInput, checkSameDType, sameShape } from "./check.ts";
+import { deviceAdd, deviceMul, deviceScale } from "./cuda.ts";
 import { broadcastShapes, expandTo, sumTo } from "./strided.ts";
 import { type GradSink, tapeFor } from "./tape.ts";
 
@@ -14,7 +16,10 @@ const FLOATS = ["f32", "f64"] as const;
  * the column sums of the output's. A broadcast operand's gradient is the output gradient
  * summed over the axes it was repeated along.
  */
-export function add(a: Tensor, b: Tensor): Tensor {
+export function add(a: Tensor, b: Tensor): Tensor;
+export function add(a: CudaTensor, b: CudaTensor): CudaTensor;
+export function add(a: Tensor | CudaTensor, b: Tensor | CudaTensor): Tensor | CudaTensor {
+  if (a instanceof CudaTensor || b instanceof CudaTensor) return deviceAdd(a, b); // ops/cuda.ts
   const op = "add";
   checkOperands(op, a, b);
   if (sameShape(a.shape, b.shape)) {
@@ -73,7 +78,10 @@ export function sub(a: Tensor, b: Tensor): Tensor {
 }
 
 /** a · b elementwise, with numpy broadcasting (see add). */
-export function mul(a: Tensor, b: Tensor): Tensor {
+export function mul(a: Tensor, b: Tensor): Tensor;
+export function mul(a: CudaTensor, b: CudaTensor): CudaTensor;
+export function mul(a: Tensor | CudaTensor, b: Tensor | CudaTensor): Tensor | CudaTensor {
+  if (a instanceof CudaTensor || b instanceof CudaTensor) return deviceMul(a, b); // ops/cuda.ts
   const op = "mul";
   checkOperands(op, a, b);
   if (!sameShape(a.shape, b.shape)) return broadcastBinary(op, a, b);
@@ -148,7 +156,10 @@ export function fma(a: Tensor, b: Tensor, c: Tensor): Tensor {
 }
 
 /** s · x elementwise for a number s. */
-export function scale(x: Tensor, s: number): Tensor {
+export function scale(x: Tensor, s: number): Tensor;
+export function scale(x: CudaTensor, s: number): CudaTensor;
+export function scale(x: Tensor | CudaTensor, s: number): Tensor | CudaTensor {
+  if (x instanceof CudaTensor) return deviceScale(x, s); // ops/cuda.ts
   const op = "scale";
   checkInput(op, "x", x);
   checkDTypeIn(op, "x", x, FLOATS);

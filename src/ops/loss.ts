@@ -1,6 +1,8 @@
+import { CudaTensor } from "../core/device.ts";
 import { detectingAnomalies } from "../core/runtime.ts";
 import { shapeStr, type Tensor } from "../core/tensor.ts";
 import { checkDTypeIn, checkInput, checkRank, checkSameDType, checkSameShape } from "./check.ts";
+import { deviceSoftmaxCrossEntropy } from "./cuda.ts";
 import { as } from "./kernels.ts";
 import { readScalar, scalar } from "./scalar.ts";
 import { tapeFor } from "./tape.ts";
@@ -13,7 +15,10 @@ const FLOATS = ["f32", "f64"] as const;
  * backward pass gives (softmax − onehot) / batch. Non-finite logits give a non-finite loss and
  * gradients (for a loss scaler to skip the step), unless anomaly mode is on.
  */
-export function softmaxCrossEntropy(logits: Tensor, labels: Tensor): Tensor {
+export function softmaxCrossEntropy(logits: Tensor, labels: Tensor): Tensor;
+export function softmaxCrossEntropy(logits: CudaTensor, labels: CudaTensor): CudaTensor;
+export function softmaxCrossEntropy(logits: Tensor | CudaTensor, labels: Tensor | CudaTensor): Tensor | CudaTensor {
+  if (logits instanceof CudaTensor || labels instanceof CudaTensor) return deviceSoftmaxCrossEntropy(logits, labels); // ops/cuda.ts
   const op = "softmaxCrossEntropy";
   checkInput(op, "logits", logits);
   checkInput(op, "labels", labels);

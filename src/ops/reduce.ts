@@ -1,6 +1,8 @@
+import { CudaTensor } from "../core/device.ts";
 import * as core from "../core/reduce.ts";
 import { shapeStr, type Tensor } from "../core/tensor.ts";
 import { checkDTypeIn, checkInput } from "./check.ts";
+import { deviceReduceAll } from "./cuda.ts";
 import { as } from "./kernels.ts";
 import { type Axes, maxAxis, meanAxis, sumAxis } from "./reduceAxis.ts";
 import { readScalar, scalar } from "./scalar.ts";
@@ -11,13 +13,19 @@ import { tapeFor } from "./tape.ts";
  * axis or several, negative from the end) or `keepDims`, Σ along those axes (reduceAxis.ts:
  * float64 sums), the reduced axes dropped or kept with size 1.
  */
-export function sum(x: Tensor, axis?: Axes, keepDims = false): Tensor {
+export function sum(x: Tensor, axis?: Axes, keepDims?: boolean): Tensor;
+export function sum(x: CudaTensor): CudaTensor;
+export function sum(x: Tensor | CudaTensor, axis?: Axes, keepDims = false): Tensor | CudaTensor {
+  if (x instanceof CudaTensor) return deviceReduceAll("sum", x, axis, keepDims); // ops/cuda.ts
   if (axis !== undefined || keepDims) return sumAxis(x, axis, keepDims);
   return reduceAll("sum", x, 1);
 }
 
 /** Mean of all elements, as a scalar tensor of x's dtype (NaN for an empty x); along axes as sum does. */
-export function mean(x: Tensor, axis?: Axes, keepDims = false): Tensor {
+export function mean(x: Tensor, axis?: Axes, keepDims?: boolean): Tensor;
+export function mean(x: CudaTensor): CudaTensor;
+export function mean(x: Tensor | CudaTensor, axis?: Axes, keepDims = false): Tensor | CudaTensor {
+  if (x instanceof CudaTensor) return deviceReduceAll("mean", x, axis, keepDims); // ops/cuda.ts
   if (axis !== undefined || keepDims) return meanAxis(x, axis, keepDims);
   return reduceAll("mean", x, x?.size);
 }

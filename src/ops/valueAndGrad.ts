@@ -1,9 +1,11 @@
 import { isHalf } from "../core/castInto.ts";
+import type { CudaTensor } from "../core/device.ts";
 import type { DType } from "../core/dtype.ts";
 import { full } from "../core/fill.ts";
 import { scope } from "../core/scope.ts";
 import { shapeStr, Tensor, zeros } from "../core/tensor.ts";
 import { type Tree, treeFlatten, treeUnflatten } from "../core/tree.ts";
+import { deviceValueAndGrad, paramsOnDevice } from "./deviceGrad.ts";
 import { gradDTypeOf, Tape, withTape } from "./tape.ts";
 
 /** What an outer transform hands the step (the rest of the step contract's Ctx is ignored here). */
@@ -33,11 +35,13 @@ export interface LossAndGrads {
  * Turns `lossFn(params, batch) → scalar tensor` into a step that also returns the gradient of
  * the loss with respect to every leaf of `params`. Ops record on a tape while `lossFn` runs;
  * the reverse pass runs right after, and every intermediate is freed before the step returns.
+ * Params on a CUDA device (CudaTensors, all on one) run the device tape (ops/deviceGrad.ts):
+ * lossFn's ops run on the device, and the grads are CudaTensors there.
  * A leaf the loss does not depend on gets a zero gradient. Calls nest, but an inner call's
  * result is a constant to the outer one (no gradients of gradients).
  */
 export function valueAndGrad<B>(
-  lossFn: (params: Tree, batch: B) => Tensor,
+  lossFn: (params: Tree, batch: B) => Tensor | CudaTensor,
 ): (params: Tree, batch: B, ctx?: GradContext) => LossAndGrads {
   return (params, batch, ctx = {}) => {
     const lossScale = ctx.lossScale ?? 1;
@@ -45,6 +49,7 @@ export function valueAndGrad<B>(
       throw new RangeError(`plait: valueAndGrad: ctx.lossScale must be a finite number > 0, got ${lossScale}`);
     }
     const { leaves, def } = treeFlatten(params);
+    if (paramsOnDevice(leaves)) return deviceValueAndGrad(lossFn, params, batch, ctx, lossScale); // ops/deviceGrad.ts
     const computeDType = ctx.computeDType ?? leaves[0]?.dtype ?? "f32";
     checkLeaves(leaves, computeDType, ctx.computeDType !== undefined);
     return scope(() => {

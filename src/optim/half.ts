@@ -1,7 +1,9 @@
 import { cast } from "../core/cast.ts";
+import { CudaTensor } from "../core/device.ts";
 import type { DType } from "../core/dtype.ts";
 import { parallelFor } from "../core/parallel.ts";
 import type { Tensor } from "../core/tensor.ts";
+import { deviceUpdate } from "./device.ts";
 import { runFused } from "./fused.ts";
 
 // Optimizer updates of f16/bf16 params (true half precision): the moments are f32, and each
@@ -19,6 +21,7 @@ export const slotDTypeOf = (d: DType): DType => (isHalf(d) ? "f32" : d);
  * grad `g` and its slots, with `scalars` after the element count.
  */
 export function runUpdate(kernel: string, p: Tensor, g: Tensor, slots: readonly Tensor[], scalars: readonly number[]) {
+  if ((p as unknown) instanceof CudaTensor) return deviceUpdate(kernel, p as unknown as CudaTensor, g, slots, scalars); // optim/device.ts
   if (!isHalf(p.dtype)) {
     runFused(`as.${kernel}_${p.dtype}`, [p, g, ...slots], scalars);
     return;

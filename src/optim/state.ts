@@ -1,5 +1,7 @@
+import { CudaTensor } from "../core/device.ts";
 import { type Tensor, zeros } from "../core/tensor.ts";
 import { type Tree, treeMap } from "../core/tree.ts";
+import { deviceSlot } from "./device.ts";
 import { slotDTypeOf } from "./half.ts";
 import { matchingLeaves, type ParamLeaves } from "./leaves.ts";
 import type { OptimizerKind, OptState } from "./types.ts";
@@ -7,7 +9,11 @@ import type { OptimizerKind, OptState } from "./types.ts";
 /** A fresh state: step 0 and one zeroed tree shaped like params per slot name (f32 for half params). */
 export function initState(kind: OptimizerKind, hyper: OptState["hyper"], params: Tree, names: string[]): OptState {
   const slots: Record<string, Tree> = {};
-  for (const name of names) slots[name] = treeMap((p) => zeros(p.shape, { dtype: slotDTypeOf(p.dtype) }), params);
+  const zero = (p: Tensor) =>
+    (p as unknown) instanceof CudaTensor
+      ? deviceSlot(p as unknown as CudaTensor)
+      : zeros(p.shape, { dtype: slotDTypeOf(p.dtype) });
+  for (const name of names) slots[name] = treeMap(zero, params);
   return { kind, step: 0, hyper, slots };
 }
 

@@ -2,6 +2,7 @@ import { castInto, type HalfDType } from "../core/castInto.ts";
 import { isFloat } from "../core/dtype.ts";
 import { Tensor } from "../core/tensor.ts";
 import { type Tree, treeFlatten, treeUnflatten } from "../core/tree.ts";
+import { deviceHalfCopy, isDeviceLeaf } from "./device.ts";
 import type { CastPolicy } from "./policy.ts";
 
 /**
@@ -25,8 +26,9 @@ export function computeCopies(
         );
       }
       if (!policy(leaf)) return leaf;
-      const copy = new Tensor(leaf.shape, dtype);
+      const copy = isDeviceLeaf(leaf) ? deviceHalfCopy(leaf, dtype) : new Tensor(leaf.shape, dtype); // precision/device.ts
       made.push(copy);
+      if (isDeviceLeaf(leaf)) return copy;
       castInto(leaf, copy);
       return copy;
     });

@@ -2,6 +2,7 @@ import type { Comm, ReduceOp } from "../comm/types.ts";
 import type { DType } from "../core/dtype.ts";
 import { runtime } from "../core/runtime.ts";
 import { Tensor } from "../core/tensor.ts";
+import { anyOnDevice, deviceAllReduceBuckets } from "./device.ts";
 
 /** Bucket size limits in bytes: the first bucket of each dtype, and every later one. */
 export interface BucketLimits {
@@ -65,6 +66,7 @@ export async function allReduceBuckets(
   buckets: readonly number[][],
   op: ReduceOp,
 ): Promise<void> {
+  if (anyOnDevice(leaves)) return deviceAllReduceBuckets(comm, leaves, buckets, op, IN_PLACE_BYTES); // strategy/device.ts
   const copy = runtime().k.as.copy_bytes as (dst: number, src: number, bytes: number) => void;
   for (const bucket of buckets) {
     const small = bucket.map((i) => leaves[i]).filter((t) => t.byteLength < IN_PLACE_BYTES);

@@ -1,6 +1,7 @@
 import { type DType, isFloat } from "../core/dtype.ts";
 import { runtime } from "../core/runtime.ts";
 import { type Shape, Tensor } from "../core/tensor.ts";
+import { anyOnDevice, deviceFlatten, deviceShardOf, deviceUnflattenInto } from "./device.ts";
 
 /**
  * How a group of leaves lies in one flat vector: end to end in order, padded with zeros to a
@@ -39,6 +40,7 @@ const copy = (dst: number, src: number, bytes: number) =>
 
 /** A new tensor of layout.shardSize·worldSize elements of `dtype`: `leaves` (of that dtype) end to end, then zeros. */
 export function flatten(layout: FlatLayout, leaves: readonly Tensor[], dtype: DType): Tensor {
+  if (anyOnDevice(leaves)) return deviceFlatten(layout.shardSize * layout.worldSize, leaves, dtype); // strategy/device.ts
   const flat = new Tensor([layout.shardSize * layout.worldSize], dtype);
   let at = flat.ptr;
   for (const t of leaves) {
@@ -51,6 +53,10 @@ export function flatten(layout: FlatLayout, leaves: readonly Tensor[], dtype: DT
 
 /** Copies the flat vector (at least layout.total elements) back into `leaves`. */
 export function unflattenInto(flat: Tensor, leaves: readonly Tensor[]): void {
+  if (anyOnDevice([flat])) {
+    deviceUnflattenInto(flat, leaves); // strategy/device.ts
+    return;
+  }
   let at = flat.ptr;
   for (const t of leaves) {
     copy(t.ptr, at, t.byteLength);
@@ -60,6 +66,7 @@ export function unflattenInto(flat: Tensor, leaves: readonly Tensor[]): void {
 
 /** A new tensor holding rank `rank`'s shard of the flat vector. */
 export function shardOf(layout: FlatLayout, flat: Tensor, rank: number): Tensor {
+  if (anyOnDevice([flat])) return deviceShardOf(layout.shardSize, flat, rank); // strategy/device.ts
   const shard = new Tensor([layout.shardSize], flat.dtype);
   copy(shard.ptr, flat.ptr + rank * shard.byteLength, shard.byteLength);
   return shard;

@@ -1,5 +1,4 @@
 import type { Comm } from "../comm/types.ts";
-import { cast } from "../core/cast.ts";
 import type { DType } from "../core/dtype.ts";
 import { keep } from "../core/scope.ts";
 import { type Shape, shapeStr, Tensor } from "../core/tensor.ts";
@@ -15,6 +14,7 @@ import {
 import type { LossScaling } from "../precision/lossScaling.ts";
 import { type Ctx, type Init, type InitCtx, type Step, type StepLike, stateOf, withState } from "../step/contract.ts";
 import { transform } from "../step/transform.ts";
+import { anyOnDevice, castAnywhere, tensorLike } from "./device.ts";
 import { type FlatLayout, flatLayout, flatten, shardOf, unflattenInto } from "./flat.ts";
 import { enterStrategy } from "./nesting.ts";
 import { syncParams } from "./syncParams.ts";
@@ -72,10 +72,10 @@ interface ShardingState {
 export function shardedStep<B>(step: StepLike<B>, o: ShardingOptions): Step<B> {
   /** New full-params tensors in `dtype`, all-gathered from the shards (cast first where the dtypes differ). */
   const gatherFull = async (l: Layout, shards: Tensor[], comm: Comm, dtype: DType): Promise<Tensor[]> => {
-    const leaves = l.shapes.map((s) => new Tensor(s, dtype));
+    const leaves = l.shapes.map((s) => tensorLike(shards[0], s, dtype)); // strategy/device.ts: on the shards' device
     try {
       for (const [u, unit] of l.units.entries()) {
-        const src = dtype !== shards[u].dtype ? cast(shards[u], dtype) : shards[u];
+        const src = dtype !== shards[u].dtype ? castAnywhere(shards[u], dtype) : shards[u];
         try {
           const all = await comm.allGather(src);
           unflattenInto(
@@ -236,7 +236,9 @@ function shardsOf(op: string, params: Tree, l: Layout, computeDType: DType | und
     Array.isArray(shards) &&
     Object.keys(params).length === 1 &&
     shards.length === sizes.length &&
-    shards.every((t, u) => t instanceof Tensor && t.size === sizes[u] && t.dtype === shards[0].dtype);
+    shards.every(
+      (t, u) => (t instanceof Tensor || anyOnDevice([t])) && t.size === sizes[u] && t.dtype === shards[0].dtype,
+    );
   if (!ok) {
     throw new TypeError(
       `plait: ${op}: the params must be this rank's shards as trainer.init makes them ({ shards: [${sizes.map((n) => `[${n}]`).join(", ")}] }, one dtype)`,

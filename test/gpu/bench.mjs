@@ -2,8 +2,12 @@
 // GPU benchmark: node test/gpu/bench.mjs <bench.json> [torch.json]. Run by test/gpu/run.sh.
 // plait's cuBLAS GEMM (ffi/cuda) at 8192³ f32 and bf16 against torch.matmul (torch.json, from
 // torch_bench.py in the same run), the cast and unscale kernels against a device-to-device copy, and NCCL
-// allreduce on one rank. Every section records its numbers or why it could not run.
+// allreduce on one rank, and the MNIST demo on cuda:0 against the CPU run (samples/s). Every
+// section records its numbers or why it could not run.
+import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { fileURLToPath } from "node:url";
 import { memcpyDtoD, memcpyHtoD, memsetAsync, streamSynchronize } from "../../dist/ffi/cuda/runtime.js";
 import { localComm } from "../../dist/src/comm/local.js";
 import { NcclComm } from "../../dist/src/comm/nccl.js";
@@ -134,6 +138,34 @@ await section("nccl_allreduce_1rank", async () => {
   const barrier_us = ((performance.now() - t) / 100) * 1000;
   await comm.destroy();
   return { library: comm.library, rows, barrier_us };
+});
+
+/** `plait demo --json` with `flags` in a child process: its summary (samplesPerSec, testAccuracy) or its error. */
+function demo(flags) {
+  const main = fileURLToPath(new URL("../../dist/src/cli/main.js", import.meta.url));
+  const r = spawnSync(process.execPath, [main, "demo", "--json", "--out", tmpdir(), ...flags], {
+    encoding: "utf8",
+    timeout: 90_000,
+  });
+  if (r.status !== 0)
+    throw new Error(`plait demo ${flags.join(" ")}: exit ${r.status}: ${r.stderr.trim().split("\n").at(-1)}`);
+  return JSON.parse(r.stdout.trim().split("\n").at(-1));
+}
+
+// The MNIST MLP (784-256-10, batch 64, SGD momentum), one epoch, on cuda:0 and on the CPU
+// (this machine's cores: PLAIT_THREADS unset) in the same run: samples/s of each, and the ratio.
+await section("mnist_demo", async () => {
+  const flags = ["--epochs", "1"];
+  const gpu = demo([...flags, "--device", "cuda:0"]);
+  const gpu16 = demo([...flags, "--device", "cuda:0", "--precision", "16-mixed"]);
+  const cpu = demo(flags);
+  return {
+    epochs: 1,
+    cuda: { samplesPerSec: gpu.samplesPerSec, testAccuracy: gpu.testAccuracy },
+    cuda_16_mixed: { samplesPerSec: gpu16.samplesPerSec, testAccuracy: gpu16.testAccuracy },
+    cpu: { samplesPerSec: cpu.samplesPerSec, testAccuracy: cpu.testAccuracy },
+    cuda_vs_cpu: gpu.samplesPerSec / cpu.samplesPerSec,
+  };
 });
 
 writeFileSync(file, `${JSON.stringify(res, null, 1)}\n`);

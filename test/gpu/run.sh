@@ -5,9 +5,9 @@
 # (test/gpu/pack.sh, run beforehand on a machine with Node, packs node, koffi and dist/ into
 # test/gpu/carry/). It finds the CUDA runtime, cuBLAS and NCCL (set PLAIT_CUDART, PLAIT_CUBLAS,
 # PLAIT_NCCL to override; else Python's nvidia-* wheels and torch/lib, else the system), runs the
-# GPU tests (test/gpu/nccl.mjs) and the GPU benchmark (test/gpu/bench.mjs, with
+# GPU tests (test/gpu/nccl.mjs, test/gpu/train.mjs) and the GPU benchmark (test/gpu/bench.mjs, with
 # test/gpu/torch_bench.py as the PyTorch baseline), and writes into <out-dir>: env.json,
-# tests.json, bench.json, torch.json and log.txt. Exit status: 0 when every test passed, 1 when
+# tests.json, train.json, bench.json, torch.json and log.txt. Exit status: 0 when every test passed, 1 when
 # one failed, 2 when this machine cannot run them (no GPU or driver, no node). PLAIT_GPU_CARRY
 # names another folder than test/gpu/carry for what pack.sh made; PLAIT_GPU_PACKED_NODE=1 takes
 # the packed node even where one is on PATH (tests of this script do).
@@ -96,11 +96,13 @@ export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-}"
 status=0
 say "tests: test/gpu/nccl.mjs"
 timeout 200 "$node_cmd" test/gpu/nccl.mjs "$out/tests.json" 2>&1 | tee -a "$log" || status=1
+say "tests: test/gpu/train.mjs (device autodiff, optimizers, AMP, withDDP over NCCL)"
+timeout 200 "$node_cmd" test/gpu/train.mjs "$out/train.json" 2>&1 | tee -a "$log" || status=1
 if [[ -n "$py" ]]; then
   say "baseline: test/gpu/torch_bench.py"
   timeout 120 "$py" test/gpu/torch_bench.py "$out/torch.json" 2>&1 | tee -a "$log" || say "torch baseline failed"
 fi
 say "bench: test/gpu/bench.mjs"
-timeout 200 "$node_cmd" test/gpu/bench.mjs "$out/bench.json" "$out/torch.json" 2>&1 | tee -a "$log" || say "bench failed"
+timeout 300 "$node_cmd" test/gpu/bench.mjs "$out/bench.json" "$out/torch.json" 2>&1 | tee -a "$log" || say "bench failed"
 say "done (status $status); results in $out"
 exit "$status"

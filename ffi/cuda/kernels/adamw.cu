@@ -3,7 +3,11 @@
 // w = 1 − β1, c2 = 1 − β2, l2 = weight decay for Adam (else 0), decay = 1 − lr·wd for AdamW
 // (else 1). Per element:
 //   g' = g + l2·p;  p = p·decay;  m = lerp(m, g', w);  v = β2·v + (c2·g')·g'
-//   p = p − step_size · m / (sqrt(v) / bc2_sqrt + eps)
+//   p = p − step_size · (m / (sqrt(v) / bc2_sqrt + eps))
+// m and v are stored with subnormals flushed to a signed zero, as the CPU kernel stores them
+// (design: optimizer state), so an entry decaying towards zero takes the same path on both.
+__device__ __forceinline__ float flush(float x) { return fabsf(x) < 1.17549435e-38f ? copysignf(0.0f, x) : x; }
+
 extern "C" __global__ void adam_f32(float *p, const float *g, float *m, float *v, unsigned long long n,
                                     float step_size, float bc2_sqrt, float eps, float w, float beta2, float c2,
                                     float l2, float decay) {
@@ -15,10 +19,10 @@ extern "C" __global__ void adam_f32(float *p, const float *g, float *m, float *v
     if (decay != 1.0f) pi *= decay;
     const float diff = gi - m[i];
     // torch's lerp: start + w·(end − start) for w < 0.5, else end − (1 − w)·(end − start)
-    const float mi = w < 0.5f ? fmaf(w, diff, m[i]) : fmaf(-(1.0f - w), diff, gi);
-    const float vi = fmaf(beta2, v[i], (c2 * gi) * gi);
+    const float mi = flush(w < 0.5f ? fmaf(w, diff, m[i]) : fmaf(-(1.0f - w), diff, gi));
+    const float vi = flush(fmaf(beta2, v[i], (c2 * gi) * gi));
     m[i] = mi;
     v[i] = vi;
-    p[i] = pi - step_size * mi / (sqrtf(vi) / bc2_sqrt + eps);
+    p[i] = pi - step_size * (mi / (sqrtf(vi) / bc2_sqrt + eps));
   }
 }
