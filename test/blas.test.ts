@@ -13,6 +13,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { BLAS_SPEC, blasFor, blasMatmul, blasStatus } from "../ffi/blas.ts";
 import { LibraryError, openLibrary } from "../ffi/find.ts";
 import { addressOf, openNative } from "../ffi/native.ts";
+import { cast } from "../src/core/cast.ts";
 import { matmul as wasmMatmul } from "../src/core/gemm.ts";
 import {
   configure,
@@ -215,6 +216,34 @@ describe.skipIf(skipBlas())("BLAS GEMM: the contract of core.matmul", () => {
         for (let j = 0; j < 20; j++) expect(Math.abs(gw[i * 20 + j] - s)).toBeLessThan(1e-4);
       }
     }));
+
+  for (const half of ["f16", "bf16"] as const) {
+    it(`a product with a ${half} operand runs on it as f32 holding the ${half} values: the bits of the BLAS on operands cast to ${half} and widened, gradients included`, () =>
+      scope(() => {
+        // reference: the path before operands were rounded through the half dtype in one pass
+        // (cast to half, widened, then the BLAS), op by op
+        const wide = (t: Tensor) => cast(cast(t, half), "f32");
+        const x = random([33, 70], "f32", 11);
+        const w = cast(random([70, 20], "f32", 12), half);
+        const v = random([20, 1], "f32", 13);
+        const f = (p: any) => sum(matmul(matmul(p.x, p.w), v));
+        const { grads } = valueAndGrad(f)({ x, w }, undefined);
+        const { x: gx, w: gw } = grads as { x: Tensor; w: Tensor };
+        expect([gx.dtype, gw.dtype]).toEqual(["f32", "f32"]);
+        // dL/d(x·w) = 1·vᵀ: every row is vᵀ, exactly
+        const vv = v.toArray();
+        const g = tensor(
+          Array.from({ length: 33 * 20 }, (_, i) => vv[i % 20]),
+          [33, 20],
+        );
+        const bits = (t: Tensor) => [...new Uint32Array(t.data().buffer, t.data().byteOffset, t.size)];
+        expect(bits(matmul(x, w))).toEqual(bits(blasMatmul(wide(x), cast(w, "f32"))));
+        expect(bits(gx)).toEqual(bits(blasMatmul(wide(g), cast(w, "f32"), { transB: true })));
+        expect(bits(gw)).toEqual(bits(blasMatmul(wide(x), wide(g), { transA: true })));
+        // and the rounding mattered: x·w on unrounded x differs
+        expect(bits(matmul(x, w))).not.toEqual(bits(blasMatmul(x, cast(w, "f32"))));
+      }));
+  }
 
   it("configure({ blas: 'off' }) sends matmul to the WASM kernels (bit-identical to core.matmul); 'auto' brings it back", () =>
     scope(() => {

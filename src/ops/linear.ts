@@ -1,5 +1,5 @@
 import { blasFor } from "../../ffi/blas.ts";
-import { type HalfDType, isHalf, toDType } from "../core/castInto.ts";
+import { type HalfDType, isHalf, roundThrough, toDType } from "../core/castInto.ts";
 import type { CudaTensor } from "../core/device.ts";
 import * as gemm from "../core/gemm.ts";
 import type { Tensor } from "../core/tensor.ts";
@@ -117,9 +117,14 @@ function halfMatmul(
   bias: Tensor | undefined,
   half: HalfDType,
 ): Tensor {
-  // The rounded copies of f32 operands: kept for the backward when recording, else freed here.
-  const ah = toDType(a, half);
-  const bh = toDType(b, half);
+  // The operands the product runs on, kept for the backward when recording, else freed here:
+  // for the WASM GEMM, half (an f32 operand rounded to it; the packing widens); for the BLAS,
+  // f32 holding the half values (an f32 operand rounded through the half dtype in one pass, a
+  // half one widened once), not half copies that each product would widen again.
+  const onBlas = blasFor("f32") !== undefined;
+  const operand = (x: Tensor) => (onBlas ? roundThrough(x, half) : toDType(x, half));
+  const ah = operand(a);
+  const bh = operand(b);
   const made: Tensor[] = [];
   if (ah !== a) made.push(ah);
   if (bh !== b) made.push(bh);
@@ -138,7 +143,7 @@ function halfMatmul(
   tape.record(
     out,
     (g, sink) => {
-      const gh = toDType(g, half);
+      const gh = onBlas ? roundThrough(g, half) : toDType(g, half);
       try {
         backward(g, gh, a, b, ah, bh, transA, transB, bias, sink);
       } finally {
