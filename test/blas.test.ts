@@ -245,6 +245,24 @@ describe.skipIf(skipBlas())("BLAS GEMM: the contract of core.matmul", () => {
       }));
   }
 
+  it("an f16 product's output gradient beyond f16's range turns into inf on the BLAS as on the WASM GEMM (what a loss scaler watches)", () =>
+    scope(() => {
+      const x = tensor([[1, 2, 3]]);
+      const w = tensor([[1], [1], [1]], undefined, { dtype: "f16" });
+      const gradW = (lossScale: number) =>
+        (
+          valueAndGrad((p: any) => sum(matmul(p.x, p.w)))({ x, w }, undefined, { computeDType: "f16", lossScale })
+            .grads as { w: Tensor }
+        ).w.toArray();
+      for (const blas of ["auto", "off"] as const) {
+        configure({ blas });
+        expect(blasFor("f32") === undefined).toBe(blas === "off");
+        // 65519 rounds to 65504 (the largest f16), 65520 to inf: the seed is rounded like any G
+        expect(gradW(65519)).toEqual([65504, 2 * 65504, 3 * 65504]);
+        expect(gradW(65520)).toEqual([Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY]);
+      }
+    }));
+
   it("configure({ blas: 'off' }) sends matmul to the WASM kernels (bit-identical to core.matmul); 'auto' brings it back", () =>
     scope(() => {
       const a = random([40, 300], "f32", 5);
