@@ -240,6 +240,12 @@ describe.skipIf(skipBlas())("BLAS GEMM: the contract of core.matmul", () => {
         expect(bits(matmul(x, w))).toEqual(bits(blasMatmul(wide(x), cast(w, "f32"))));
         expect(bits(gx)).toEqual(bits(blasMatmul(wide(g), cast(w, "f32"), { transB: true })));
         expect(bits(gw)).toEqual(bits(blasMatmul(wide(x), wide(g), { transA: true })));
+        // one operand a constant: the operand only the other's gradient reads is freed after the
+        // forward, and the gradient that remains is the same
+        const onlyW = valueAndGrad((p: any) => sum(matmul(matmul(x, p.w), v)))({ w }, undefined);
+        expect(bits((onlyW.grads as { w: Tensor }).w)).toEqual(bits(gw));
+        const onlyX = valueAndGrad((p: any) => sum(matmul(matmul(p.x, w), v)))({ x }, undefined);
+        expect(bits((onlyX.grads as { x: Tensor }).x)).toEqual(bits(gx));
         // and the rounding mattered: x·w on unrounded x differs
         expect(bits(matmul(x, w))).not.toEqual(bits(blasMatmul(x, cast(w, "f32"))));
       }));

@@ -135,11 +135,14 @@ function halfMatmul(
   } finally {
     if (bias32 !== bias) bias32?.dispose();
   }
+  // The backward reads op(b) only for a's gradient and op(a) only for b's: an operand made here
+  // that no gradient needs (the weight's f32 copy when the input is the batch) is freed now.
   const tape = tapeFor(a, b, bias);
-  if (!tape) {
-    for (const t of made) t.dispose();
-    return out;
-  }
+  const saves = [tape?.tracks(b) ? ah : undefined, tape?.tracks(a) ? bh : undefined].filter(
+    (t): t is Tensor => t !== undefined,
+  );
+  for (const t of made) if (!saves.includes(t)) t.dispose();
+  if (!tape) return out;
   tape.record(
     out,
     (g, sink) => {
@@ -150,8 +153,8 @@ function halfMatmul(
         gh.dispose();
       }
     },
-    [ah, bh],
-    made,
+    saves,
+    made.filter((t) => saves.includes(t)),
   );
   return out;
 }
