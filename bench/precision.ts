@@ -6,18 +6,25 @@
 // the step's own time and, unlike wall time, does not count the time other processes hold the
 // core; precisions are interleaved in blocks of steps, round after round, so that what noise
 // remains (shared caches) hits them alike; each precision's time is the median over its blocks.
+// Two children: one with the GEMM the process picks (the system BLAS where one is installed,
+// where a half product multiplies f32 operands holding the half values) and one with
+// PLAIT_BLAS=off (the WASM GEMM, whose packing widens half operands). Each child also times the
+// passes mixed precision adds to a step at this model's sizes (the breakdown in docs/design.md).
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import {
+  blasStatus,
+  castInto,
   gatherBatch,
   loadMnist,
   mlp,
   PRECISIONS,
   type Precision,
   Rng,
+  runtime,
   sgd,
   softmaxCrossEntropy,
-  type Tensor,
+  Tensor,
   type Tree,
   train,
   transform,
@@ -44,13 +51,20 @@ interface Result {
   gradBytes: number;
 }
 
+interface Child {
+  gemm: string;
+  results: Result[];
+  /** CPU time of one pass that mixed precision adds to a step, in ms, by name. */
+  passes: Record<string, number>;
+}
+
 const VARIANTS: { name: string; precision: Precision; masterWeights?: boolean }[] = [
   ...PRECISIONS.map((precision) => ({ name: precision, precision })),
   { name: "bf16-true + master weights", precision: "bf16-true", masterWeights: true },
 ];
 
-/** Runs in the child: every variant's step time and bytes. */
-async function measure(): Promise<Result[]> {
+/** Runs in the child: every variant's step time and bytes, and the extra passes' times. */
+async function measure(): Promise<Child> {
   const data = loadMnist({ train: 1024, test: 0 });
   const model = mlp([784, 256, 10]);
   const batches: Batch[] = Array.from({ length: 16 }, (_, i) => {
@@ -90,12 +104,61 @@ async function measure(): Promise<Result[]> {
       r.blocks.push((t.user + t.system) / 1000 / BLOCK);
     }
   }
-  return runs.map((r) => ({
+  const results = runs.map((r) => ({
     precision: r.v.name,
     msPerStep: median(r.blocks),
     paramBytes: r.bytes(),
     gradBytes: r.grads(),
   }));
+  const blas = blasStatus();
+  return { gemm: blas.inUse ? `BLAS (${blas.vendor ?? "system"})` : "WASM GEMM", results, passes: passes() };
+}
+
+/**
+ * The passes over data that 16-mixed / bf16-mixed add to this model's step, each timed alone
+ * (median of blocks of CPU time): the weight's cast into its compute copy (784×256), the
+ * rounding of the batch through the half dtype (64×784, the BLAS path) or its cast (the WASM
+ * path), the compute copy widened for the BLAS, and the unscale + finite check of the weight's
+ * gradient (16-mixed). The WASM path's widening inside the GEMM packing is not a pass of its own.
+ */
+function passes(): Record<string, number> {
+  const { k } = runtime();
+  const w = new Tensor([784, 256], "f32");
+  const x = new Tensor([64, 784], "f32");
+  const f32 = new Tensor([784, 256], "f32");
+  const flag = new Tensor([1], "i32");
+  for (const t of [w, x]) (t.data() as Float32Array).set(Array.from({ length: t.size }, (_, i) => Math.sin(i) * 0.05));
+  const out: Record<string, number> = {};
+  for (const half of ["f16", "bf16"] as const) {
+    const copy = new Tensor([784, 256], half);
+    const xh = new Tensor([64, 784], half);
+    const cases: [string, () => void][] = [
+      [`${half}: cast weight f32→${half} (compute copy)`, () => castInto(w, copy)],
+      [`${half}: widen compute copy ${half}→f32 (BLAS)`, () => castInto(copy, f32)],
+      [`${half}: round batch through ${half} (BLAS)`, () => k.as[`f32_round_${half}`](x.ptr, f32.ptr, x.size)],
+      [`${half}: cast batch f32→${half} (WASM GEMM)`, () => castInto(x, xh)],
+    ];
+    if (half === "f16")
+      cases.push([
+        "f16: unscale + finite check, weight grad",
+        () => k.as.unscale_f32(w.ptr, f32.ptr, w.size, 1, flag.ptr),
+      ]);
+    for (const [name, fn] of cases) {
+      const blocks: number[] = [];
+      for (let round = 0; round < 15; round++) {
+        fn();
+        const t0 = process.cpuUsage();
+        for (let i = 0; i < 40; i++) fn();
+        const t = process.cpuUsage(t0);
+        blocks.push((t.user + t.system) / 1000 / 40);
+      }
+      out[name] = median(blocks);
+    }
+    copy.dispose();
+    xh.dispose();
+  }
+  for (const t of [w, x, f32, flag]) t.dispose();
+  return out;
 }
 
 function median(xs: number[]): number {
@@ -103,32 +166,47 @@ function median(xs: number[]): number {
   return s[s.length >> 1];
 }
 
-export async function run(): Promise<void> {
+function child(env: Record<string, string>): Child {
   const json = execFileSync(process.execPath, [fileURLToPath(import.meta.url), "--child"], {
     encoding: "utf8",
-    env: { ...process.env, PLAIT_THREADS: "1" },
+    env: { ...process.env, PLAIT_THREADS: "1", ...env },
     maxBuffer: 1 << 20,
   });
-  const results = JSON.parse(json) as Result[];
+  return JSON.parse(json) as Child;
+}
+
+export async function run(): Promise<void> {
+  const picked = child({});
+  const runs = picked.gemm.startsWith("BLAS") ? [picked, child({ PLAIT_BLAS: "off" })] : [picked];
+  const results = picked.results;
   const base = results.find((r) => r.precision === "32-true")!;
   const rows: Measurement[] = [];
-  for (const r of results) {
-    rows.push({
-      case: "step (CPU time), MLP 784-256-10, batch 64, 1 thread",
-      impl: r.precision,
-      value: r.msPerStep,
-      unit: "ms",
-    });
+  const checks: RatioCheck[] = [];
+  for (const c of runs) {
+    const base = c.results.find((r) => r.precision === "32-true")!;
+    for (const r of c.results) {
+      rows.push({
+        case: `step (CPU time), MLP 784-256-10, batch 64, 1 thread, ${c.gemm}`,
+        impl: r.precision,
+        value: r.msPerStep,
+        unit: "ms",
+      });
+    }
+    for (const p of ["16-mixed", "bf16-mixed"]) {
+      checks.push({
+        name: `${p} step time / 32-true (${c.gemm})`,
+        ratio: c.results.find((r) => r.precision === p)!.msPerStep / base.msPerStep,
+        target: 1.1,
+        better: "lower",
+      });
+    }
+    for (const [name, ms] of Object.entries(c.passes)) {
+      rows.push({ case: `one pass / the 32-true step (${c.gemm})`, impl: name, value: ms / base.msPerStep, unit: "×" });
+    }
   }
   for (const r of results) {
     rows.push({ case: "params + grads", impl: r.precision, value: (r.paramBytes + r.gradBytes) / 1024, unit: "KiB" });
   }
-  const checks: RatioCheck[] = ["16-mixed", "bf16-mixed"].map((p) => ({
-    name: `${p} step time / 32-true`,
-    ratio: results.find((r) => r.precision === p)!.msPerStep / base.msPerStep,
-    target: 1.1,
-    better: "lower",
-  }));
   for (const p of ["16-true", "bf16-true"]) {
     const r = results.find((x) => x.precision === p)!;
     checks.push({
@@ -142,6 +220,8 @@ export async function run(): Promise<void> {
     model: "MLP 784-256-10 (relu), SGD momentum 0.9, batch 64",
     threads: 1,
     timing: `process CPU time; ${ROUNDS} rounds × ${BLOCK} steps per precision, interleaved; median block`,
+    gemm: runs.map((c) => c.gemm),
+    passesMs: Object.fromEntries(runs.map((c) => [c.gemm, c.passes])),
     bytes: Object.fromEntries(results.map((r) => [r.precision, { params: r.paramBytes, grads: r.gradBytes }])),
   });
 }

@@ -13,6 +13,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { BLAS_SPEC, blasFor, blasMatmul, blasStatus } from "../ffi/blas.ts";
 import { LibraryError, openLibrary } from "../ffi/find.ts";
 import { addressOf, openNative } from "../ffi/native.ts";
+import { cast } from "../src/core/cast.ts";
 import { matmul as wasmMatmul } from "../src/core/gemm.ts";
 import {
   configure,
@@ -213,6 +214,58 @@ describe.skipIf(skipBlas())("BLAS GEMM: the contract of core.matmul", () => {
         let s = 0;
         for (let r = 0; r < 33; r++) s += xv[r * 70 + i];
         for (let j = 0; j < 20; j++) expect(Math.abs(gw[i * 20 + j] - s)).toBeLessThan(1e-4);
+      }
+    }));
+
+  for (const half of ["f16", "bf16"] as const) {
+    it(`a product with a ${half} operand runs on it as f32 holding the ${half} values: the bits of the BLAS on operands cast to ${half} and widened, gradients included`, () =>
+      scope(() => {
+        // reference: the path before operands were rounded through the half dtype in one pass
+        // (cast to half, widened, then the BLAS), op by op
+        const wide = (t: Tensor) => cast(cast(t, half), "f32");
+        const x = random([33, 70], "f32", 11);
+        const w = cast(random([70, 20], "f32", 12), half);
+        const v = random([20, 1], "f32", 13);
+        const f = (p: any) => sum(matmul(matmul(p.x, p.w), v));
+        const { grads } = valueAndGrad(f)({ x, w }, undefined);
+        const { x: gx, w: gw } = grads as { x: Tensor; w: Tensor };
+        expect([gx.dtype, gw.dtype]).toEqual(["f32", "f32"]);
+        // dL/d(x·w) = 1·vᵀ: every row is vᵀ, exactly
+        const vv = v.toArray();
+        const g = tensor(
+          Array.from({ length: 33 * 20 }, (_, i) => vv[i % 20]),
+          [33, 20],
+        );
+        const bits = (t: Tensor) => [...new Uint32Array(t.data().buffer, t.data().byteOffset, t.size)];
+        expect(bits(matmul(x, w))).toEqual(bits(blasMatmul(wide(x), cast(w, "f32"))));
+        expect(bits(gx)).toEqual(bits(blasMatmul(wide(g), cast(w, "f32"), { transB: true })));
+        expect(bits(gw)).toEqual(bits(blasMatmul(wide(x), wide(g), { transA: true })));
+        // one operand a constant: the operand only the other's gradient reads is freed after the
+        // forward, and the gradient that remains is the same
+        const onlyW = valueAndGrad((p: any) => sum(matmul(matmul(x, p.w), v)))({ w }, undefined);
+        expect(bits((onlyW.grads as { w: Tensor }).w)).toEqual(bits(gw));
+        const onlyX = valueAndGrad((p: any) => sum(matmul(matmul(p.x, w), v)))({ x }, undefined);
+        expect(bits((onlyX.grads as { x: Tensor }).x)).toEqual(bits(gx));
+        // and the rounding mattered: x·w on unrounded x differs
+        expect(bits(matmul(x, w))).not.toEqual(bits(blasMatmul(x, cast(w, "f32"))));
+      }));
+  }
+
+  it("an f16 product's output gradient beyond f16's range turns into inf on the BLAS as on the WASM GEMM (what a loss scaler watches)", () =>
+    scope(() => {
+      const x = tensor([[1, 2, 3]]);
+      const w = tensor([[1], [1], [1]], undefined, { dtype: "f16" });
+      const gradW = (lossScale: number) =>
+        (
+          valueAndGrad((p: any) => sum(matmul(p.x, p.w)))({ x, w }, undefined, { computeDType: "f16", lossScale })
+            .grads as { w: Tensor }
+        ).w.toArray();
+      for (const blas of ["auto", "off"] as const) {
+        configure({ blas });
+        expect(blasFor("f32") === undefined).toBe(blas === "off");
+        // 65519 rounds to 65504 (the largest f16), 65520 to inf: the seed is rounded like any G
+        expect(gradW(65519)).toEqual([65504, 2 * 65504, 3 * 65504]);
+        expect(gradW(65520)).toEqual([Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY]);
       }
     }));
 

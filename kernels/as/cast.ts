@@ -3,3 +3,4 @@ export * from "./cast_bf16";
 export * from "./cast_f16";
 export * from "./cast_f64";
 export * from "./unscale";
+export * from "./round_half";

@@ -33,3 +33,27 @@ export function toDType(x: Tensor, dtype: DType): Tensor {
   castInto(x, out);
   return out;
 }
+
+/**
+ * A new f32 tensor holding `x`'s values in `half`: an f32 `x` rounded to nearest even through
+ * the half dtype in one pass (kernels/as/round_half.ts; the bits of castInto to half and back),
+ * a `half` one widened (exactly). What a half product multiplies, for a GEMM that takes only f32
+ * (the system BLAS).
+ */
+export function roundThrough(x: Tensor, half: HalfDType): Tensor {
+  if (x.dtype !== "f32" && x.dtype !== half) {
+    throw new TypeError(`plait: roundThrough: argument x has dtype ${x.dtype}, expected f32 or ${half}`);
+  }
+  const out = new Tensor(x.shape, "f32");
+  try {
+    if (x.dtype === half) castInto(x, out);
+    else {
+      const [s, d] = [x.ptr, out.ptr];
+      parallelFor(`as.f32_round_${half}`, x.size, (i, n) => [s + i * 4, d + i * 4, n]);
+    }
+  } catch (e) {
+    out.dispose();
+    throw e;
+  }
+  return out;
+}

@@ -1,5 +1,5 @@
 import { blasFor } from "../../ffi/blas.ts";
-import { type HalfDType, isHalf, toDType } from "../core/castInto.ts";
+import { type HalfDType, isHalf, roundThrough, toDType } from "../core/castInto.ts";
 import type { CudaTensor } from "../core/device.ts";
 import * as gemm from "../core/gemm.ts";
 import type { Tensor } from "../core/tensor.ts";
@@ -117,9 +117,14 @@ function halfMatmul(
   bias: Tensor | undefined,
   half: HalfDType,
 ): Tensor {
-  // The rounded copies of f32 operands: kept for the backward when recording, else freed here.
-  const ah = toDType(a, half);
-  const bh = toDType(b, half);
+  // The operands the product runs on, kept for the backward when recording, else freed here:
+  // for the WASM GEMM, half (an f32 operand rounded to it; the packing widens); for the BLAS,
+  // f32 holding the half values (an f32 operand rounded through the half dtype in one pass, a
+  // half one widened once), not half copies that each product would widen again.
+  const onBlas = blasFor("f32") !== undefined;
+  const operand = (x: Tensor) => (onBlas ? roundThrough(x, half) : toDType(x, half));
+  const ah = operand(a);
+  const bh = operand(b);
   const made: Tensor[] = [];
   if (ah !== a) made.push(ah);
   if (bh !== b) made.push(bh);
@@ -130,23 +135,26 @@ function halfMatmul(
   } finally {
     if (bias32 !== bias) bias32?.dispose();
   }
+  // The backward reads op(b) only for a's gradient and op(a) only for b's: an operand made here
+  // that no gradient needs (the weight's f32 copy when the input is the batch) is freed now.
   const tape = tapeFor(a, b, bias);
-  if (!tape) {
-    for (const t of made) t.dispose();
-    return out;
-  }
+  const saves = [tape?.tracks(b) ? ah : undefined, tape?.tracks(a) ? bh : undefined].filter(
+    (t): t is Tensor => t !== undefined,
+  );
+  for (const t of made) if (!saves.includes(t)) t.dispose();
+  if (!tape) return out;
   tape.record(
     out,
     (g, sink) => {
-      const gh = toDType(g, half);
+      const gh = onBlas ? roundThrough(g, half) : toDType(g, half);
       try {
         backward(g, gh, a, b, ah, bh, transA, transB, bias, sink);
       } finally {
         gh.dispose();
       }
     },
-    [ah, bh],
-    made,
+    saves,
+    made.filter((t) => saves.includes(t)),
   );
   return out;
 }
