@@ -192,7 +192,7 @@ export function fakeDevice() {
       log("relu");
       const out = fresh(x);
       const X = f32(x);
-      map(f32(out), (i) => (X[i] > 0 ? X[i] : 0));
+      map(f32(out), (i) => (X[i] < 0 ? 0 : X[i])); // NaN and -0 kept, as relu_f32 in elementwise.cu
       return out;
     },
     reluBackward(x, g) {

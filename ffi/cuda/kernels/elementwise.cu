@@ -12,8 +12,9 @@ extern "C" __global__ void mul_f32(const float *a, const float *b, float *out, u
   LOOP(n) out[i] = a[i] * b[i];
 }
 
+/** out = x < 0 ? 0 : x: NaN and -0 pass through, as the CPU kernel (f32x4.pmax) does. */
 extern "C" __global__ void relu_f32(const float *x, float *out, unsigned long long n) {
-  LOOP(n) out[i] = x[i] > 0.0f ? x[i] : 0.0f;
+  LOOP(n) out[i] = x[i] < 0.0f ? 0.0f : x[i];
 }
 
 /** dx = g where x > 0, else 0 (NaN x gives 0, as the CPU kernel's compare does). */
