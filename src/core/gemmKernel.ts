@@ -1,0 +1,208 @@
+// Which f32 GEMM microkernel this process runs (kernels/c/gemm_f32.c exports one GEMM per
+// kernel): timed among the candidates for this CPU family at first use, forced by
+// PLAIT_GEMM_KERNEL, or fixed in deterministic mode. Every kernel sums each element of C in the
+// same order, so in the plain SIMD build the choice changes speed, never bits
+// (test/gemm-kernels.test.ts checks that).
+
+import { readEnv } from "./kernels.ts";
+import { runtime } from "./runtime.ts";
+
+/** A register tile (MR rows × NR columns of C) and how A is broadcast (gemm_micro_f32.h). */
+export interface GemmKernelInfo {
+  /** "<MR>x<NR>-<scheme>", the PLAIT_GEMM_KERNEL value. */
+  name: string;
+  mr: number;
+  nr: number;
+  /** "loadsplat": v128.load32_splat per A value; "splat": a vector of A and lane shuffles. */
+  scheme: "loadsplat" | "splat";
+}
+
+/** Every f32 GEMM kernel in plait-c, by name (kernels/c/gemm_f32.c's KERNEL list). */
+export const GEMM_KERNELS: readonly GemmKernelInfo[] = [
+  "4x8-loadsplat",
+  "4x8-splat",
+  "5x8-loadsplat",
+  "5x8-splat",
+  "6x8-loadsplat",
+  "6x8-splat",
+  "8x8-loadsplat",
+  "8x8-splat",
+  "4x16-loadsplat",
+  "4x16-splat",
+].map((name) => {
+  const [, mr, nr, scheme] = /^(\d+)x(\d+)-(\w+)$/.exec(name)!;
+  return { name, mr: Number(mr), nr: Number(nr), scheme: scheme as GemmKernelInfo["scheme"] };
+});
+
+/** Deterministic mode's kernel (and the one the plain gemm_f32/bf16/f16 exports run). */
+export const FIXED_GEMM_KERNEL = "4x8-loadsplat";
+
+/**
+ * Candidates per CPU family and build, most likely first (the first wins ties and coarse
+ * clocks). V8 gives WASM 15 vector registers on x64: a tile needs MR·NR/4 accumulators, NR/4 B
+ * vectors, one A broadcast and, in the plain build, one product temporary, so 6×8 spills there
+ * unless relaxed_madd fuses the multiply-add; arm64 has ~30, room for 8×8 and 4×16.
+ */
+const CANDIDATES: Record<"x86" | "arm", Record<"simd" | "relaxed", string[]>> = {
+  x86: {
+    simd: ["5x8-loadsplat", "4x8-loadsplat", "5x8-splat"],
+    relaxed: ["6x8-loadsplat", "5x8-loadsplat", "4x8-loadsplat"],
+  },
+  arm: {
+    simd: ["8x8-loadsplat", "6x8-loadsplat", "8x8-splat", "4x16-loadsplat"],
+    relaxed: ["8x8-loadsplat", "6x8-loadsplat", "8x8-splat", "4x16-loadsplat"],
+  },
+};
+
+/** How the kernel was chosen, and what the choice saw. */
+export interface GemmKernelChoice extends GemmKernelInfo {
+  /** "timed" (fastest candidate at first use), "forced" (PLAIT_GEMM_KERNEL), "deterministic". */
+  by: "timed" | "forced" | "deterministic";
+  /** The CPU family the default NaN's sign shows (x86 sets it; ARM and others clear it). */
+  arch: "x86" | "arm";
+  /** GFLOP/s per candidate on the timing problem (timed choices only). */
+  timings?: Record<string, number>;
+  /** Milliseconds the timing took (timed choices only). */
+  selectMs?: number;
+}
+
+/** The timing problem: m a multiple of every MR, n of every NR; ~0.5 M multiply-adds. */
+const PROBE = { m: 120, n: 32, k: 128 };
+/** A smaller first call per candidate: runs in V8's baseline tier and queues the optimized compile. */
+const WARM = { m: 40, n: 16, k: 64 };
+/** Stop timing after this long, once MIN_ROUNDS rounds are done. */
+const BUDGET_MS = 5;
+const MIN_ROUNDS = 3;
+const MAX_ROUNDS = 8;
+
+let chosen: GemmKernelChoice | undefined;
+
+/** The C export name of kernel `name` for input type `type` (f32, bf16, f16). */
+export const gemmExport = (type: string, name: string): string => `gemm_${type}_${name.replace("-", "_")}`;
+
+/** This process's f32 GEMM kernel; chosen (and, if timed, timed) on the first call. */
+export function gemmKernel(): GemmKernelChoice {
+  if (chosen) return chosen;
+  const rt = runtime();
+  const arch = rt.k.c.gemm_default_nan_negative(Number.POSITIVE_INFINITY) === 1 ? "x86" : "arm";
+  const forced = readEnv("PLAIT_GEMM_KERNEL")?.trim();
+  if (forced !== undefined && forced !== "" && forced !== "auto") {
+    chosen = { ...byName(forced, "PLAIT_GEMM_KERNEL"), by: "forced", arch };
+  } else if (rt.deterministic) {
+    chosen = { ...byName(FIXED_GEMM_KERNEL, "FIXED_GEMM_KERNEL"), by: "deterministic", arch };
+  } else {
+    chosen = timeCandidates(CANDIDATES[arch][rt.variant], arch);
+  }
+  warm(chosen);
+  return chosen;
+}
+
+/**
+ * Forces a kernel for this thread's later products (undefined: choose again at the next one).
+ * For tests and benchmarks that compare kernels; programs use PLAIT_GEMM_KERNEL.
+ */
+export function setGemmKernel(name: string | undefined): GemmKernelChoice | undefined {
+  if (name === undefined) {
+    chosen = undefined;
+    return undefined;
+  }
+  const arch = runtime().k.c.gemm_default_nan_negative(Number.POSITIVE_INFINITY) === 1 ? "x86" : "arm";
+  chosen = { ...byName(name, "setGemmKernel(name)"), by: "forced", arch };
+  return chosen;
+}
+
+function byName(name: string, what: string): GemmKernelInfo {
+  const info = GEMM_KERNELS.find((k) => k.name === name);
+  if (!info) {
+    throw new RangeError(
+      `plait: ${what} must name a GEMM kernel (${GEMM_KERNELS.map((k) => k.name).join(", ")}, or auto), got ${JSON.stringify(name)}`,
+    );
+  }
+  return info;
+}
+
+/** Operands of the timing problem in the arena, filled with small values; freed by `done`. */
+function probeBuffers() {
+  const { arena, k, memory } = runtime();
+  const { m, n, k: depth } = PROBE;
+  const a = arena.alloc(m * depth * 4);
+  const b = arena.alloc(depth * n * 4);
+  const c = arena.alloc(m * n * 4);
+  const scratch = arena.alloc(k.c.gemm_f32_scratch_bytes(m, n, depth));
+  const view = new Float32Array(memory.buffer);
+  for (let i = 0; i < m * depth; i++) view[a / 4 + i] = ((i * 7) % 13) / 13 - 0.5;
+  for (let i = 0; i < depth * n; i++) view[b / 4 + i] = ((i * 5) % 11) / 11 - 0.5;
+  const done = () => {
+    for (const p of [a, b, c, scratch]) arena.free(p);
+  };
+  return { a, b, c, scratch, done };
+}
+
+/** Calls kernel `name` (f32) once on the timing problem (or a smaller one within it). */
+function probeCall(name: string, buf: ReturnType<typeof probeBuffers>, { m, n, k } = PROBE): void {
+  runtime().k.c[gemmExport("f32", name)](m, n, k, buf.a, k, 1, buf.b, n, 1, buf.c, n, 0, 0, buf.scratch);
+}
+
+/** The smallest step performance.now() takes here, in ms. */
+function clockTick(): number {
+  let tick = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < 3; i++) {
+    const t0 = performance.now();
+    let t1 = performance.now();
+    while (t1 === t0) t1 = performance.now();
+    tick = Math.min(tick, t1 - t0);
+  }
+  return tick;
+}
+
+/**
+ * Times each candidate on PROBE in interleaved rounds (so a busy spell on a shared machine hits
+ * all alike), keeping each one's fastest call: MIN_ROUNDS rounds, then more until BUDGET_MS.
+ * A small call of each first runs in V8's baseline tier (Liftoff, ~10× slower on this code)
+ * and queues its optimized compile, which the timed rounds then mostly run. With a clock
+ * coarser than 20 µs (some runtimes coarsen performance.now) the timing would be noise, and
+ * the first candidate is kept.
+ */
+function timeCandidates(names: string[], arch: "x86" | "arm"): GemmKernelChoice {
+  const start = performance.now();
+  const buf = probeBuffers();
+  const best = new Map<string, number>();
+  try {
+    for (const name of names) probeCall(name, buf, WARM);
+    if (clockTick() > 0.02) {
+      return { ...byName(names[0], "candidate"), by: "timed", arch, selectMs: performance.now() - start };
+    }
+    for (let round = 0; round < MAX_ROUNDS; round++) {
+      for (const name of names) {
+        const t0 = performance.now();
+        probeCall(name, buf);
+        const t = performance.now() - t0;
+        best.set(name, Math.min(best.get(name) ?? Number.POSITIVE_INFINITY, t));
+      }
+      if (round + 1 >= MIN_ROUNDS && performance.now() - start > BUDGET_MS) break;
+    }
+  } finally {
+    buf.done();
+  }
+  let name = names[0];
+  for (const n of names) if (best.get(n)! < best.get(name)!) name = n;
+  const flop = 2 * PROBE.m * PROBE.n * PROBE.k;
+  const timings = Object.fromEntries(names.map((n) => [n, Math.round(flop / best.get(n)! / 1e5) / 10]));
+  return { ...byName(name, "candidate"), by: "timed", arch, timings, selectMs: performance.now() - start };
+}
+
+/**
+ * A few calls of the chosen kernel, so that V8 has queued its optimized compile before the
+ * first real product: a large product is one call of the loop nest, and a call that starts in
+ * the baseline tier finishes there (wasm has no on-stack replacement); the microkernel and
+ * packing functions it calls tier up during it.
+ */
+function warm(choice: GemmKernelChoice): void {
+  if (choice.by === "timed") return; // already called a few times
+  const buf = probeBuffers();
+  try {
+    for (let i = 0; i < 2; i++) probeCall(choice.name, buf, WARM);
+  } finally {
+    buf.done();
+  }
+}
