@@ -68,12 +68,20 @@ export interface GemmKernelChoice extends GemmKernelInfo {
 
 /** The timing problem: m a multiple of every MR, n of every NR; ~0.5 M multiply-adds. */
 const PROBE = { m: 120, n: 32, k: 128 };
-/** A smaller first call per candidate: runs in V8's baseline tier and queues the optimized compile. */
-const WARM = { m: 40, n: 16, k: 64 };
-/** Stop timing after this long, once MIN_ROUNDS rounds are done. */
-const BUDGET_MS = 5;
+/**
+ * Untimed calls per candidate first: V8 runs a function in its baseline tier (Liftoff, ~10×
+ * slower on this code) until a budget of executed code is spent, then compiles it optimized
+ * in the background; two probe calls spend a microkernel's budget.
+ */
+const WARM_CALLS = 2;
+/**
+ * Timed rounds: at least MIN_ROUNDS, then until every candidate's last call is within SETTLED
+ * of its best and its best is under half its first (baseline-tier) call: optimized code arrived.
+ */
 const MIN_ROUNDS = 3;
-const MAX_ROUNDS = 8;
+const SETTLED = 1.3;
+/** Give up waiting for the optimized code after this long (a loaded machine); keep the best so far. */
+const CAP_MS = 30;
 
 let chosen: GemmKernelChoice | undefined;
 
@@ -138,8 +146,9 @@ function probeBuffers() {
   return { a, b, c, scratch, done };
 }
 
-/** Calls kernel `name` (f32) once on the timing problem (or a smaller one within it). */
-function probeCall(name: string, buf: ReturnType<typeof probeBuffers>, { m, n, k } = PROBE): void {
+/** Calls kernel `name` (f32) once on the timing problem. */
+function probeCall(name: string, buf: ReturnType<typeof probeBuffers>): void {
+  const { m, n, k } = PROBE;
   runtime().k.c[gemmExport("f32", name)](m, n, k, buf.a, k, 1, buf.b, n, 1, buf.c, n, 0, 0, buf.scratch);
 }
 
@@ -157,29 +166,38 @@ function clockTick(): number {
 
 /**
  * Times each candidate on PROBE in interleaved rounds (so a busy spell on a shared machine hits
- * all alike), keeping each one's fastest call: MIN_ROUNDS rounds, then more until BUDGET_MS.
- * A small call of each first runs in V8's baseline tier (Liftoff, ~10× slower on this code)
- * and queues its optimized compile, which the timed rounds then mostly run. With a clock
- * coarser than 20 µs (some runtimes coarsen performance.now) the timing would be noise, and
- * the first candidate is kept.
+ * all alike), keeping each one's fastest call, once WARM_CALLS untimed calls each have queued
+ * their optimized compiles: MIN_ROUNDS rounds, then more until the times settle at optimized
+ * speed for all or CAP_MS (on a loaded machine the background compiles can lag). With a clock coarser than 20 µs (some
+ * runtimes coarsen performance.now) timing would be noise, and the first candidate is kept.
  */
 function timeCandidates(names: string[], arch: "x86" | "arm"): GemmKernelChoice {
   const start = performance.now();
   const buf = probeBuffers();
   const best = new Map<string, number>();
   try {
-    for (const name of names) probeCall(name, buf, WARM);
+    const baseline = new Map<string, number>(); // each candidate's first call: baseline tier
+    for (const name of names) {
+      for (let i = 0; i < WARM_CALLS; i++) {
+        const t0 = performance.now();
+        probeCall(name, buf);
+        if (i === 0) baseline.set(name, performance.now() - t0);
+      }
+    }
     if (clockTick() > 0.02) {
       return { ...byName(names[0], "candidate"), by: "timed", arch, selectMs: performance.now() - start };
     }
-    for (let round = 0; round < MAX_ROUNDS; round++) {
+    for (let round = 1; ; round++) {
+      let settled = true;
       for (const name of names) {
         const t0 = performance.now();
         probeCall(name, buf);
         const t = performance.now() - t0;
-        best.set(name, Math.min(best.get(name) ?? Number.POSITIVE_INFINITY, t));
+        const fastest = Math.min(best.get(name) ?? Number.POSITIVE_INFINITY, t);
+        best.set(name, fastest);
+        if (t > SETTLED * fastest || fastest > baseline.get(name)! / 2) settled = false;
       }
-      if (round + 1 >= MIN_ROUNDS && performance.now() - start > BUDGET_MS) break;
+      if (round >= MIN_ROUNDS && (settled || performance.now() - start > CAP_MS)) break;
     }
   } finally {
     buf.done();
@@ -201,7 +219,7 @@ function warm(choice: GemmKernelChoice): void {
   if (choice.by === "timed") return; // already called a few times
   const buf = probeBuffers();
   try {
-    for (let i = 0; i < 2; i++) probeCall(choice.name, buf, WARM);
+    for (let i = 0; i < WARM_CALLS + 1; i++) probeCall(choice.name, buf);
   } finally {
     buf.done();
   }
