@@ -4,7 +4,7 @@
 
 import type { Arena } from "./arena.ts";
 import { bytesOf, type DType } from "./dtype.ts";
-import { gemmExport, gemmKernel } from "./gemmKernel.ts";
+import { type GemmKernelChoice, gemmExport, gemmKernel } from "./gemmKernel.ts";
 import { checkOptions } from "./options.ts";
 import { runtime } from "./runtime.ts";
 import { checkTensor, shapeStr, Tensor } from "./tensor.ts";
@@ -52,6 +52,19 @@ const GEMM_MIN_MACS_PER_THREAD = 1 << 19;
 /** The f64 kernel's register tile (kernels/c/gemm_f64.h); the f32 kernels' come with the choice. */
 const F64_TILE = { mr: 4, nr: 4 };
 
+/** The chosen kernel's export names per input type, made once per choice (no per-call strings). */
+let exportNames = { choice: undefined as GemmKernelChoice | undefined, names: new Map<string, string>() };
+
+function exportOf(type: string, choice: GemmKernelChoice): string {
+  if (exportNames.choice !== choice) exportNames = { choice, names: new Map() };
+  let name = exportNames.names.get(type);
+  if (name === undefined) {
+    name = gemmExport(type, choice.name);
+    exportNames.names.set(type, name);
+  }
+  return name;
+}
+
 /**
  * C = op(a)·op(b) (+ bias), op(x) = xᵀ where asked, for 2-D a and b of one dtype: f32 → f32,
  * f64 → f64, bf16 → f32 and f16 → f32 (f32 accumulation). Large products are split across
@@ -63,7 +76,7 @@ export function matmul(a: Tensor, b: Tensor, opts?: GemmOptions): Tensor {
   const kernel = KERNELS[a.dtype]!;
   const { arena, k: kernels, pool } = runtime();
   const tile = kernel.chosen ? gemmKernel() : F64_TILE;
-  const fn = kernel.chosen ? gemmExport(kernel.type, gemmKernel().name) : kernel.type;
+  const fn = kernel.chosen ? exportOf(kernel.type, gemmKernel()) : kernel.type;
   const e = bytesOf(a.dtype);
   const o = bytesOf(kernel.out);
   // A(i, p) = a[i*rsa + p*csa], B(p, j) = b[p*rsb + j*csb], in elements.
