@@ -4,9 +4,13 @@
 // a plain-JS triple loop (128 and 256 only); numpy's np.matmul on one OpenBLAS thread.
 // Each value is the fastest call (see fastestSeconds). plait runs on 1 thread and on the whole
 // pool in the same process, through matmul's `threads` option, so both share one warmed-up
-// kernel module; its relaxed-SIMD build (FMA) runs in a child Node (relaxedRates).
+// kernel module and one GEMM kernel choice (src/core/gemmKernel.ts; meta.gemmKernel). Fresh
+// processes (bench/lib/gemm-child.mjs, one kernel thread) run the relaxed-SIMD build (FMA) on
+// Node, plait on Deno and Bun (relaxed there by default), and time the first 1024³ product of
+// a process (kernel choice included) against its steady state.
 // Shapes: square 128–1024, and an MLP layer (batch 256, 784 in, 256 out) forward (NN) and its
-// two backward products (NT: dx = dy·wᵀ, TN: dw = xᵀ·dy).
+// two backward products (NT: dx = dy·wᵀ, TN: dw = xᵀ·dy); f64/bf16/f16 at 512³; bf16/f16 at a
+// batch-64 layer (64×768·768×768), where f16's widening in the packing shows.
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -219,6 +223,19 @@ export async function run(): Promise<void> {
     a.dispose();
     b.dispose();
   }
+  // bf16 and f16 at a batch-64 layer shape, where the widening in the packing (B once per
+  // product, shared by only 64 rows) is a visible share: 16-mixed training pays it.
+  const batch64: Shape = { name: "64×768·768×768", m: 64, n: 768, k: 768, transA: false, transB: false };
+  for (const dtype of ["bf16", "f16"] as DType[]) {
+    const a = tensor(randomF32(64 * 768, 4), [64, 768], { dtype });
+    const b = tensor(randomF32(768 * 768, 5), [768, 768], { dtype });
+    const out = tensor(new Float32Array(64 * 768), [64, 768]);
+    const timed = await bestOfRounds([["plait, 1 thread", () => core.matmul(a, b, { out, threads: 1 })]]);
+    for (const [impl, seconds] of timed) {
+      rows.push({ case: `${batch64.name} ${dtype} → f32`, impl, value: gflops(batch64, seconds), unit: "GFLOP/s" });
+    }
+    for (const t of [a, b, out]) t.dispose();
+  }
 
   // The relaxed build in a child Node (this one runs the plain build), and on Deno and Bun
   // (relaxed by default there) at 256³ and 1024³, all against this process's tfjs numbers.
@@ -292,6 +309,11 @@ export async function run(): Promise<void> {
       vsTfjs(impl, `1 thread (${name}, ${r.variant})`, "256³", tfjs, 1.5),
     );
   }
+  checks.push({
+    name: "f16 / bf16 → f32 at 64×768·768×768, 1 thread (the f16 widening's cost)",
+    ratio: value("64×768·768×768 f16 → f32", one) / value("64×768·768×768 bf16 → f32", one),
+    target: 0.9,
+  });
   for (const [build, f] of Object.entries(first)) {
     if (f)
       checks.push({
