@@ -149,4 +149,21 @@ describe("kernel choice", () => {
     expect(timed.status, timed.stderr).toBe(0);
     expect(JSON.parse(timed.stdout).by).toBe("timed");
   });
+
+  it("plait env shows the choice (timed, or forced by PLAIT_GEMM_KERNEL), and names a bad value", () => {
+    const env = (vars: Record<string, string>) => {
+      const r = spawnSync(process.execPath, [`${root}dist/src/cli/main.js`, "env", "--json"], {
+        cwd: root,
+        encoding: "utf8",
+        env: { ...process.env, PLAIT_DETERMINISTIC: "", PLAIT_SIMD: "simd", ...vars },
+      });
+      expect(r.status, r.stderr).toBe(0);
+      return JSON.parse(r.stdout).wasm.gemm;
+    };
+    const timed = env({ PLAIT_GEMM_KERNEL: "" });
+    expect(timed.kernel.by).toBe("timed");
+    expect(NAMES).toContain(timed.kernel.name);
+    expect(env({ PLAIT_GEMM_KERNEL: "5x8-splat" }).kernel).toMatchObject({ name: "5x8-splat", by: "forced" });
+    expect(env({ PLAIT_GEMM_KERNEL: "9x9" }).error).toMatch(/PLAIT_GEMM_KERNEL must name a GEMM kernel .*got "9x9"/);
+  });
 });

@@ -9,7 +9,7 @@ import { readEnv } from "../../ffi/find.ts";
 import { type MpiProbe, probeMpi } from "../../ffi/mpi.ts";
 import { ffiUnavailable, koffiVersion, message, runtimeName } from "../../ffi/native.ts";
 import { type NcclProbe, probeNccl } from "../../ffi/nccl.ts";
-import { type GemmKernelChoice, gemmKernel } from "../core/gemmKernel.ts";
+import { checkGemmKernelName, type GemmKernelChoice, gemmKernel } from "../core/gemmKernel.ts";
 import { chooseVariant, kernelDist } from "../core/kernels.ts";
 import { deterministic, runtime, runtimeStarted } from "../core/runtime.ts";
 import {
@@ -157,11 +157,19 @@ function wasmInfo(): EnvReport["wasm"] {
   };
 }
 
-/** The GEMM kernel choice, made only if the runtime already runs (the report starts nothing). */
-function gemmInfo(): EnvReport["wasm"]["gemm"] {
+/**
+ * The GEMM kernel choice: made only if the runtime already runs (envReport starts nothing), or
+ * with `start` (the `plait env` command, after its report is taken). Before the runtime starts,
+ * a PLAIT_GEMM_KERNEL value is still checked.
+ */
+function gemmInfo(start = false): EnvReport["wasm"]["gemm"] {
   const forced = readEnv("PLAIT_GEMM_KERNEL")?.trim() || null;
   try {
-    return { kernel: runtimeStarted() ? gemmKernel() : null, forced, error: null };
+    if (!start && !runtimeStarted()) {
+      if (forced && forced !== "auto") checkGemmKernelName(forced, "PLAIT_GEMM_KERNEL");
+      return { kernel: null, forced, error: null };
+    }
+    return { kernel: gemmKernel(), forced, error: null };
   } catch (e) {
     return { kernel: null, forced, error: message(e) };
   }
@@ -239,7 +247,9 @@ function gemmLine(g: EnvReport["wasm"]["gemm"]): string {
     k.by === "timed"
       ? `fastest of ${Object.entries(k.timings ?? {})
           .map(([name, rate]) => `${name} ${rate}`)
-          .join(", ")} GFLOP/s in ${k.selectMs?.toFixed(1)} ms`
+          .join(
+            ", ",
+          )} GFLOP/s in ${k.selectMs?.toFixed(1)} ms${k.settled === false ? "; not settled at optimized speed, so the first candidate" : ""}`
       : k.by === "forced"
         ? "PLAIT_GEMM_KERNEL"
         : "deterministic mode's fixed kernel";
@@ -355,11 +365,9 @@ export async function env(argv: readonly string[]): Promise<void> {
     process.stdout.write(`usage: plait env [--json]\n${flagHelp(ENV_FLAGS)}\n`);
     return;
   }
-  // The command runs on its own, so it may start the runtime and make the timed GEMM kernel
-  // choice for the report to show (a failure shows in the report's wasm block instead).
-  try {
-    gemmKernel();
-  } catch {}
   const report = envReport();
+  // The command runs on its own, so once the report is taken it may start the runtime and make
+  // the timed GEMM kernel choice for the report to show.
+  if (report.wasm.usable && !report.wasm.gemm.error) report.wasm.gemm = gemmInfo(true);
   process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatEnv(report));
 }

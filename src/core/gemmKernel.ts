@@ -64,6 +64,12 @@ export interface GemmKernelChoice extends GemmKernelInfo {
   timings?: Record<string, number>;
   /** Milliseconds the timing took (timed choices only). */
   selectMs?: number;
+  /**
+   * Whether the timings settled at optimized-code speed within the time cap (timed choices
+   * only). If not (a loaded machine whose background compiles lag), the timings compare
+   * baseline-tier code, and the family's first candidate is kept instead of their fastest.
+   */
+  settled?: boolean;
 }
 
 /** The timing problem: m a multiple of every MR, n of every NR; ~0.5 M multiply-adds. */
@@ -95,9 +101,9 @@ export function gemmKernel(): GemmKernelChoice {
   const arch = rt.k.c.gemm_default_nan_negative(Number.POSITIVE_INFINITY) === 1 ? "x86" : "arm";
   const forced = readEnv("PLAIT_GEMM_KERNEL")?.trim();
   if (forced !== undefined && forced !== "" && forced !== "auto") {
-    chosen = { ...byName(forced, "PLAIT_GEMM_KERNEL"), by: "forced", arch };
+    chosen = { ...checkGemmKernelName(forced, "PLAIT_GEMM_KERNEL"), by: "forced", arch };
   } else if (rt.deterministic) {
-    chosen = { ...byName(FIXED_GEMM_KERNEL, "FIXED_GEMM_KERNEL"), by: "deterministic", arch };
+    chosen = { ...checkGemmKernelName(FIXED_GEMM_KERNEL, "FIXED_GEMM_KERNEL"), by: "deterministic", arch };
   } else {
     chosen = timeCandidates(CANDIDATES[arch][rt.variant], arch);
   }
@@ -115,11 +121,12 @@ export function setGemmKernel(name: string | undefined): GemmKernelChoice | unde
     return undefined;
   }
   const arch = runtime().k.c.gemm_default_nan_negative(Number.POSITIVE_INFINITY) === 1 ? "x86" : "arm";
-  chosen = { ...byName(name, "setGemmKernel(name)"), by: "forced", arch };
+  chosen = { ...checkGemmKernelName(name, "setGemmKernel(name)"), by: "forced", arch };
   return chosen;
 }
 
-function byName(name: string, what: string): GemmKernelInfo {
+/** The kernel called `name`, or a RangeError naming `what` and listing the kernels. */
+export function checkGemmKernelName(name: string, what: string): GemmKernelInfo {
   const info = GEMM_KERNELS.find((k) => k.name === name);
   if (!info) {
     throw new RangeError(
@@ -168,13 +175,16 @@ function clockTick(): number {
  * Times each candidate on PROBE in interleaved rounds (so a busy spell on a shared machine hits
  * all alike), keeping each one's fastest call, once WARM_CALLS untimed calls each have queued
  * their optimized compiles: MIN_ROUNDS rounds, then more until the times settle at optimized
- * speed for all or CAP_MS (on a loaded machine the background compiles can lag). With a clock coarser than 20 µs (some
- * runtimes coarsen performance.now) timing would be noise, and the first candidate is kept.
+ * speed for all or CAP_MS (on a loaded machine the background compiles can lag; then the first
+ * candidate is kept, as the timings compared baseline-tier code). With a clock coarser than
+ * 20 µs (some runtimes coarsen performance.now) timing would be noise, and the first candidate
+ * is kept too.
  */
 function timeCandidates(names: string[], arch: "x86" | "arm"): GemmKernelChoice {
   const start = performance.now();
   const buf = probeBuffers();
   const best = new Map<string, number>();
+  let settled = false;
   try {
     const baseline = new Map<string, number>(); // each candidate's first call: baseline tier
     for (const name of names) {
@@ -185,10 +195,10 @@ function timeCandidates(names: string[], arch: "x86" | "arm"): GemmKernelChoice 
       }
     }
     if (clockTick() > 0.02) {
-      return { ...byName(names[0], "candidate"), by: "timed", arch, selectMs: performance.now() - start };
+      return { ...checkGemmKernelName(names[0], "candidate"), by: "timed", arch, selectMs: performance.now() - start };
     }
     for (let round = 1; ; round++) {
-      let settled = true;
+      settled = true;
       for (const name of names) {
         const t0 = performance.now();
         probeCall(name, buf);
@@ -203,10 +213,11 @@ function timeCandidates(names: string[], arch: "x86" | "arm"): GemmKernelChoice 
     buf.done();
   }
   let name = names[0];
-  for (const n of names) if (best.get(n)! < best.get(name)!) name = n;
+  if (settled) for (const n of names) if (best.get(n)! < best.get(name)!) name = n;
   const flop = 2 * PROBE.m * PROBE.n * PROBE.k;
   const timings = Object.fromEntries(names.map((n) => [n, Math.round(flop / best.get(n)! / 1e5) / 10]));
-  return { ...byName(name, "candidate"), by: "timed", arch, timings, selectMs: performance.now() - start };
+  const selectMs = performance.now() - start;
+  return { ...checkGemmKernelName(name, "candidate"), by: "timed", arch, timings, selectMs, settled };
 }
 
 /**
