@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { matmul } from "../src/core/gemm.ts";
 import { GEMM_KERNELS, gemmKernel, setGemmKernel } from "../src/core/gemmKernel.ts";
-import { configure, runtime, scope, type Tensor } from "../src/index.ts";
+import { configure, runtime, scope, type Tensor, tensor } from "../src/index.ts";
 import { expectClose, type InDType, LAYOUTS, random, reference } from "./gemm-reference.ts";
 
 configure({ threads: 2 });
@@ -93,6 +93,20 @@ describe("kernel choice", () => {
     else if (arch === "arm64" || arch === "arm") expect(negative).toBe(0);
     expect(setGemmKernel(NAMES[0])?.arch).toBe(negative === 1 ? "x86" : "arm");
   });
+
+  it("knows whether the build's multiply-add fuses, as a product that tells them apart shows", () =>
+    scope(() => {
+      // (1 + 2^-12)² − (1 + 2^-11) is 2^-24 exactly when rounded once, 0 when the product is rounded first.
+      const a = tensor([-(1 + 2 ** -11), 1 + 2 ** -12], [1, 2]);
+      const b = tensor([1, 1 + 2 ** -12], [2, 1]);
+      for (const name of NAMES) {
+        const { fused } = setGemmKernel(name)!;
+        const c = matmul(a, b).toArray()[0];
+        expect(c === 2 ** -24 || c === 0, `${name}: ${c}`).toBe(true);
+        expect(fused, name).toBe(c !== 0);
+        if (runtime().variant === "simd") expect(fused).toBe(false);
+      }
+    }));
 
   it("times the candidates once, and the choice holds for the process", () => {
     setGemmKernel(undefined);

@@ -38,19 +38,21 @@ export const GEMM_KERNELS: readonly GemmKernelInfo[] = [
 export const FIXED_GEMM_KERNEL = "4x8-loadsplat";
 
 /**
- * Candidates per CPU family and build, most likely first (the first wins ties and coarse
- * clocks). V8 gives WASM 15 vector registers on x64: a tile needs MR·NR/4 accumulators, NR/4 B
- * vectors, one A broadcast and, in the plain build, one product temporary, so 6×8 spills there
- * unless relaxed_madd fuses the multiply-add; arm64 has ~30, room for 8×8 and 4×16.
+ * Candidates per CPU family and multiply-add, most likely first (the first wins ties, coarse
+ * clocks and timings that never settle). V8 gives WASM 15 vector registers on x64: a tile
+ * needs MR·NR/4 accumulators, NR/4 B vectors, one A broadcast and, unless the multiply-add is
+ * one fused instruction, a product temporary, so 6×8 spills there with mul+add (the plain
+ * build; the relaxed build on JavaScriptCore, which does not fuse relaxed_madd) and fits when
+ * fused (the relaxed build on V8). arm64 has ~30: room for 8×8 and 4×16.
  */
-const CANDIDATES: Record<"x86" | "arm", Record<"simd" | "relaxed", string[]>> = {
+const CANDIDATES: Record<"x86" | "arm", Record<"fused" | "unfused", string[]>> = {
   x86: {
-    simd: ["5x8-loadsplat", "4x8-loadsplat", "5x8-splat"],
-    relaxed: ["6x8-loadsplat", "5x8-loadsplat", "4x8-loadsplat"],
+    unfused: ["5x8-loadsplat", "4x8-loadsplat", "5x8-splat"],
+    fused: ["6x8-loadsplat", "5x8-loadsplat", "4x8-loadsplat"],
   },
   arm: {
-    simd: ["8x8-loadsplat", "6x8-loadsplat", "8x8-splat", "4x16-loadsplat"],
-    relaxed: ["8x8-loadsplat", "6x8-loadsplat", "8x8-splat", "4x16-loadsplat"],
+    unfused: ["8x8-loadsplat", "6x8-loadsplat", "8x8-splat", "4x16-loadsplat"],
+    fused: ["8x8-loadsplat", "6x8-loadsplat", "8x8-splat", "4x16-loadsplat"],
   },
 };
 
@@ -60,6 +62,8 @@ export interface GemmKernelChoice extends GemmKernelInfo {
   by: "timed" | "forced" | "deterministic";
   /** The CPU family the default NaN's sign shows (x86 sets it; ARM and others clear it). */
   arch: "x86" | "arm";
+  /** Whether the build's multiply-add rounds once here (relaxed_madd fused by the engine). */
+  fused: boolean;
   /** GFLOP/s per candidate on the timing problem (timed choices only). */
   timings?: Record<string, number>;
   /** Milliseconds the timing took (timed choices only). */
@@ -98,14 +102,14 @@ export const gemmExport = (type: string, name: string): string => `gemm_${type}_
 export function gemmKernel(): GemmKernelChoice {
   if (chosen) return chosen;
   const rt = runtime();
-  const arch = rt.k.c.gemm_default_nan_negative(Number.POSITIVE_INFINITY) === 1 ? "x86" : "arm";
+  const cpu = probeCpu();
   const forced = readEnv("PLAIT_GEMM_KERNEL")?.trim();
   if (forced !== undefined && forced !== "" && forced !== "auto") {
-    chosen = { ...checkGemmKernelName(forced, "PLAIT_GEMM_KERNEL"), by: "forced", arch };
+    chosen = { ...checkGemmKernelName(forced, "PLAIT_GEMM_KERNEL"), by: "forced", ...cpu };
   } else if (rt.deterministic) {
-    chosen = { ...checkGemmKernelName(FIXED_GEMM_KERNEL, "FIXED_GEMM_KERNEL"), by: "deterministic", arch };
+    chosen = { ...checkGemmKernelName(FIXED_GEMM_KERNEL, "FIXED_GEMM_KERNEL"), by: "deterministic", ...cpu };
   } else {
-    chosen = timeCandidates(CANDIDATES[arch][rt.variant], arch);
+    chosen = timeCandidates(CANDIDATES[cpu.arch][cpu.fused ? "fused" : "unfused"], cpu);
   }
   warm(chosen);
   return chosen;
@@ -120,9 +124,17 @@ export function setGemmKernel(name: string | undefined): GemmKernelChoice | unde
     chosen = undefined;
     return undefined;
   }
-  const arch = runtime().k.c.gemm_default_nan_negative(Number.POSITIVE_INFINITY) === 1 ? "x86" : "arm";
-  chosen = { ...checkGemmKernelName(name, "setGemmKernel(name)"), by: "forced", arch };
+  chosen = { ...checkGemmKernelName(name, "setGemmKernel(name)"), by: "forced", ...probeCpu() };
   return chosen;
+}
+
+/** The CPU family (kernels/c/gemm_arch.c: the default NaN's sign) and whether madd fuses. */
+function probeCpu(): { arch: "x86" | "arm"; fused: boolean } {
+  const { c } = runtime().k;
+  return {
+    arch: c.gemm_default_nan_negative(Number.POSITIVE_INFINITY) === 1 ? "x86" : "arm",
+    fused: c.gemm_madd_fuses(1 + 2 ** -12, -(1 + 2 ** -11)) === 1,
+  };
 }
 
 /** The kernel called `name`, or a RangeError naming `what` and listing the kernels. */
@@ -180,7 +192,7 @@ function clockTick(): number {
  * 20 µs (some runtimes coarsen performance.now) timing would be noise, and the first candidate
  * is kept too.
  */
-function timeCandidates(names: string[], arch: "x86" | "arm"): GemmKernelChoice {
+function timeCandidates(names: string[], cpu: { arch: "x86" | "arm"; fused: boolean }): GemmKernelChoice {
   const start = performance.now();
   const buf = probeBuffers();
   const best = new Map<string, number>();
@@ -195,7 +207,12 @@ function timeCandidates(names: string[], arch: "x86" | "arm"): GemmKernelChoice 
       }
     }
     if (clockTick() > 0.02) {
-      return { ...checkGemmKernelName(names[0], "candidate"), by: "timed", arch, selectMs: performance.now() - start };
+      return {
+        ...checkGemmKernelName(names[0], "candidate"),
+        by: "timed",
+        ...cpu,
+        selectMs: performance.now() - start,
+      };
     }
     for (let round = 1; ; round++) {
       settled = true;
@@ -217,7 +234,7 @@ function timeCandidates(names: string[], arch: "x86" | "arm"): GemmKernelChoice 
   const flop = 2 * PROBE.m * PROBE.n * PROBE.k;
   const timings = Object.fromEntries(names.map((n) => [n, Math.round(flop / best.get(n)! / 1e5) / 10]));
   const selectMs = performance.now() - start;
-  return { ...checkGemmKernelName(name, "candidate"), by: "timed", arch, timings, selectMs, settled };
+  return { ...checkGemmKernelName(name, "candidate"), by: "timed", ...cpu, timings, selectMs, settled };
 }
 
 /**
