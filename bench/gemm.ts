@@ -4,13 +4,18 @@
 // a plain-JS triple loop (128 and 256 only); numpy's np.matmul on one OpenBLAS thread.
 // Each value is the fastest call (see fastestSeconds). plait runs on 1 thread and on the whole
 // pool in the same process, through matmul's `threads` option, so both share one warmed-up
-// kernel module; its relaxed-SIMD build (FMA) runs in a child Node (relaxedRates).
+// kernel module and one GEMM kernel choice (src/core/gemmKernel.ts; meta.gemmKernel). Fresh
+// processes (bench/lib/gemm-child.mjs, one kernel thread) run the relaxed-SIMD build (FMA) on
+// Node, plait on Deno and Bun (relaxed there by default), and time the first 1024³ product of
+// a process (kernel choice included) against its steady state.
 // Shapes: square 128–1024, and an MLP layer (batch 256, 784 in, 256 out) forward (NN) and its
-// two backward products (NT: dx = dy·wᵀ, TN: dw = xᵀ·dy).
+// two backward products (NT: dx = dy·wᵀ, TN: dw = xᵀ·dy); f64/bf16/f16 at 512³; bf16/f16 at a
+// batch-64 layer (64×768·768×768), where f16's widening in the packing shows.
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname } from "node:path";
+import { fileURLToPath } from "node:url";
 import { core, type DType, runtime, type Tensor, tensor } from "plait";
 import { Bench } from "tinybench";
 import { gflops, randomF32, type Shape, square } from "./lib/gemm-shapes.ts";
@@ -49,40 +54,58 @@ async function tfjsPeer() {
   return tf;
 }
 
-/**
- * plait's relaxed-SIMD build (fused multiply-add: what Node ≥ 22, Deno and Bun run) on 1 thread,
- * GFLOP/s per f32 shape, measured in a child Node with PLAIT_SIMD=relaxed (Node 20 needs
- * --experimental-wasm-relaxed-simd for it); undefined if that child cannot run it.
- */
-function relaxedRates(): number[] | undefined {
-  const relaxedWasm = readFileSync(new URL("../../kernels/dist/plait-c.relaxed.wasm", import.meta.url));
-  const flags = WebAssembly.validate(relaxedWasm) ? [] : ["--experimental-wasm-relaxed-simd"];
-  const shapes = JSON.stringify(SHAPES.map((s) => [s.m, s.n, s.k, s.transA, s.transB]));
-  const script = `
-import { core, runtime, tensor } from "plait";
-import { fastestSeconds } from ${JSON.stringify(import.meta.url)};
-if (runtime().variant !== "relaxed") throw new Error("not the relaxed build");
-const out = [];
-for (const [m, n, k, transA, transB] of ${shapes}) {
-  const a = tensor(new Float32Array(m * k).map(() => Math.random() - 0.5), transA ? [k, m] : [m, k]);
-  const b = tensor(new Float32Array(k * n).map(() => Math.random() - 0.5), transB ? [n, k] : [k, n]);
-  const c = tensor(new Float32Array(m * n), [m, n]);
-  let best = Infinity;
-  for (let r = 0; r < ${ROUNDS}; r++) best = Math.min(best, await fastestSeconds(() => core.matmul(a, b, { transA, transB, out: c, threads: 1 })));
-  out.push((2 * m * n * k) / best / 1e9);
+const root = fileURLToPath(new URL("../../", import.meta.url));
+const CHILD = `${root}bench/lib/gemm-child.mjs`;
+const shapeArgs = (shapes: Shape[]) => shapes.map((s) => [s.m, s.n, s.k, s.transA, s.transB]);
+
+/** What bench/lib/gemm-child.mjs prints. */
+interface ChildResult {
+  runtime: string;
+  variant: string;
+  rates: number[];
+  firstCall?: { n: number; firstMs: number; steadyMs: number };
+  kernel: ReturnType<typeof core.gemmKernel>;
 }
-console.log(JSON.stringify(out));
-process.exit(0);
-`;
+
+/**
+ * bench/lib/gemm-child.mjs in a fresh process on one kernel thread: `cmd` (Node, Deno or Bun)
+ * with `args`, timing `shapes` and, with `first`, the process's first first³ product against
+ * its steady state. Undefined (with the reason on stderr) if the runtime is missing or fails.
+ */
+function child(cmd: string, args: string[], shapes: Shape[], first: number, env: Record<string, string> = {}) {
+  const spec = { shapes: shapeArgs(shapes), first, rounds: ROUNDS, minMs: 400 };
   try {
-    const stdout = execFileSync(process.execPath, [...flags, "--input-type=module", "-e", script], {
+    const stdout = execFileSync(cmd, [...args, CHILD], {
+      cwd: root,
       encoding: "utf8",
-      env: { ...process.env, PLAIT_SIMD: "relaxed", PLAIT_THREADS: "1" },
+      env: { ...process.env, PLAIT_THREADS: "1", PLAIT_BENCH_GEMM: JSON.stringify(spec), ...env },
     });
-    return JSON.parse(stdout);
-  } catch {
+    return JSON.parse(stdout.trim().split("\n").at(-1)!) as ChildResult;
+  } catch (e) {
+    console.error(`gemm bench: ${cmd} ${args.join(" ")} failed: ${(e as Error).message.split("\n")[0]}`);
     return undefined;
   }
+}
+
+/** Node's flag for the relaxed-SIMD build where this Node needs it (Node 20). */
+function relaxedFlags(): string[] {
+  const relaxedWasm = readFileSync(new URL("../../kernels/dist/plait-c.relaxed.wasm", import.meta.url));
+  return WebAssembly.validate(relaxedWasm) ? [] : ["--experimental-wasm-relaxed-simd"];
+}
+
+/**
+ * The first first³ product of fresh processes against their steady state, for the plain build
+ * (PLAIT_SIMD=simd) and the relaxed one: `tries` processes each, the median ratio.
+ */
+function firstCalls(variant: "simd" | "relaxed", tries: number) {
+  const runs: NonNullable<ChildResult["firstCall"]>[] = [];
+  for (let i = 0; i < tries; i++) {
+    const r = child(process.execPath, variant === "relaxed" ? relaxedFlags() : [], [], 1024, { PLAIT_SIMD: variant });
+    if (r?.firstCall) runs.push(r.firstCall);
+  }
+  if (runs.length === 0) return undefined;
+  const ratios = runs.map((r) => r.firstMs / r.steadyMs).sort((x, y) => x - y);
+  return { ratio: ratios[Math.floor(ratios.length / 2)], runs };
 }
 
 /** numpy np.matmul GFLOP/s per shape on one OpenBLAS thread, or undefined without python3/numpy. */
@@ -200,12 +223,55 @@ export async function run(): Promise<void> {
     a.dispose();
     b.dispose();
   }
+  // bf16 and f16 at a batch-64 layer shape, where the widening in the packing (B once per
+  // product, shared by only 64 rows) is a visible share: 16-mixed training pays it.
+  const batch64: Shape = { name: "64×768·768×768", m: 64, n: 768, k: 768, transA: false, transB: false };
+  for (const dtype of ["bf16", "f16"] as DType[]) {
+    const a = tensor(randomF32(64 * 768, 4), [64, 768], { dtype });
+    const b = tensor(randomF32(768 * 768, 5), [768, 768], { dtype });
+    const out = tensor(new Float32Array(64 * 768), [64, 768]);
+    const timed = await bestOfRounds([["plait, 1 thread", () => core.matmul(a, b, { out, threads: 1 })]]);
+    for (const [impl, seconds] of timed) {
+      rows.push({ case: `${batch64.name} ${dtype} → f32`, impl, value: gflops(batch64, seconds), unit: "GFLOP/s" });
+    }
+    for (const t of [a, b, out]) t.dispose();
+  }
 
-  const relaxed = variant === "simd" ? relaxedRates() : undefined;
+  // The relaxed build in a child Node (this one runs the plain build), and on Deno and Bun
+  // (relaxed by default there) at 256³ and 1024³, all against this process's tfjs numbers.
+  const relaxedChild =
+    variant === "simd" ? child(process.execPath, relaxedFlags(), SHAPES, 0, { PLAIT_SIMD: "relaxed" }) : undefined;
+  const relaxed = relaxedChild?.variant === "relaxed" ? relaxedChild.rates : undefined;
   if (relaxed) {
     for (const [i, s] of SHAPES.entries()) {
       rows.push({ case: s.name, impl: "plait relaxed-SIMD (FMA), 1 thread", value: relaxed[i], unit: "GFLOP/s" });
     }
+  }
+  const OTHER_RUNTIME_SHAPES = [square(256), square(1024)];
+  const others: Record<string, ChildResult | undefined> = {};
+  for (const [name, args] of [
+    ["deno", ["run", "--allow-read", "--allow-env", "--allow-sys"]],
+    ["bun", []],
+  ] as const) {
+    const bin = `${root}node_modules/.bin/${name}`;
+    others[name] = existsSync(bin) ? child(bin, [...args], OTHER_RUNTIME_SHAPES, 0) : undefined;
+    const r = others[name];
+    if (r) {
+      for (const [i, s] of OTHER_RUNTIME_SHAPES.entries()) {
+        rows.push({
+          case: s.name,
+          impl: `plait on ${name} (${r.variant}), 1 thread`,
+          value: r.rates[i],
+          unit: "GFLOP/s",
+        });
+      }
+    }
+  }
+  // The first product of a process (kernel choice included) against the steady state.
+  const first = { simd: firstCalls("simd", 3), relaxed: firstCalls("relaxed", 3) };
+  for (const [build, f] of Object.entries(first)) {
+    if (f)
+      rows.push({ case: "1024³ first call / steady", impl: `plait ${build}, 1 thread`, value: f.ratio, unit: "×" });
   }
   const numpy = numpyRates();
   if (numpy) {
@@ -235,6 +301,29 @@ export async function run(): Promise<void> {
       vsTfjs(r, "1 thread (relaxed)", "256³", tfjs, 1.5),
     );
   }
+  for (const [name, r] of Object.entries(others)) {
+    if (!r) continue;
+    const impl = `plait on ${name} (${r.variant}), 1 thread`;
+    checks.push(
+      vsTfjs(impl, `1 thread (${name}, ${r.variant})`, "1024³", tfjs, 1.25),
+      vsTfjs(impl, `1 thread (${name}, ${r.variant})`, "256³", tfjs, 1.5),
+    );
+  }
+  checks.push({
+    name: "f16 / bf16 → f32 at 64×768·768×768, 1 thread (the f16 widening's cost)",
+    ratio: value("64×768·768×768 f16 → f32", one) / value("64×768·768×768 bf16 → f32", one),
+    target: 0.9,
+  });
+  for (const [build, f] of Object.entries(first)) {
+    if (f)
+      checks.push({
+        // "not several times slower": the first product also pays the kernel timing (10–40 ms)
+        name: `1024³ first call / steady state (${build}, fresh process, kernel choice included)`,
+        ratio: f.ratio,
+        target: 2,
+        better: "lower",
+      });
+  }
   if (pool.size > 1) {
     for (const c of ["512³", "1024³"]) {
       checks.push({
@@ -244,8 +333,14 @@ export async function run(): Promise<void> {
       });
     }
   }
+  const kernel = core.gemmKernel();
   report("gemm", rows, checks, {
     kernelVariant: variant,
+    gemmKernel: { ...kernel, selectMs: kernel.selectMs && Number(kernel.selectMs.toFixed(1)) },
+    gemmKernelRelaxed: relaxedChild?.kernel,
+    gemmKernelDeno: others.deno?.kernel,
+    gemmKernelBun: others.bun?.kernel,
+    firstCalls: first,
     poolThreads: pool.size,
     tfjsBackend: tf.getBackend(),
     OPENBLAS_CORETYPE: process.env.OPENBLAS_CORETYPE ?? "(unset)",

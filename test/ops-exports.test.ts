@@ -155,7 +155,7 @@ function coreCalls(x: Tensor, c: Tensor, c32: Tensor): Record<string, [args: unk
   };
 }
 /** core.* functions that take no tensor. */
-const NO_TENSOR_INPUT = ["full", "ones"];
+const NO_TENSOR_INPUT = ["full", "gemmKernel", "ones"];
 
 describe("core.* kernels refuse a taped input", () => {
   const refusal = (name: string, arg: string) =>

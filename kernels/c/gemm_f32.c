@@ -1,26 +1,67 @@
-// Exports of the f32-output GEMM: f32×f32, bf16×bf16 and f16×f16 (widened while packing),
-// all through the f32 microkernel and the shared loop nest (gemm_drive.c).
+// Exports of the f32-output GEMM: f32×f32, bf16×bf16 and f16×f16 (widened while packing), one
+// set per microkernel (gemm_<type>_<MR>x<NR>_<scheme>, e.g. gemm_f32_6x8_splat), all through
+// the shared loop nest (gemm_drive.c). src/core/gemm.ts picks one kernel per process (timed,
+// forced by PLAIT_GEMM_KERNEL, or the fixed 4x8_loadsplat in deterministic mode); gemm_f32,
+// gemm_bf16 and gemm_f16 are that fixed kernel.
 // Strides are in elements: A(i, p) = a[i*rsa + p*csa], B(p, j) = b[p*rsb + j*csb], so the
 // caller expresses NN, NT and TN (and row/column sub-blocks for threads) without copies.
-// Reference: the float64 GEMM loop in test/gemm.test.ts.
+// Reference: the float64 GEMM loop in test/gemm.test.ts and test/gemm-kernels.test.ts.
 #include <emscripten.h>
 
 #include "gemm.h"
 #include "gemm_f32.h"
 
-#define KERNEL(in_bytes, pa, pb) \
-  {GEMM_F32_MR, GEMM_F32_NR, GEMM_F32_KC, GEMM_F32_MC, GEMM_F32_NC, in_bytes, 4, pa, pb, gemm_micro_f32}
-static const gemm_kernel F32 = KERNEL(4, gemm_pack_a_f32, gemm_pack_b_f32);
-static const gemm_kernel BF16 = KERNEL(2, gemm_pack_a_bf16, gemm_pack_b_bf16);
-static const gemm_kernel F16 = KERNEL(2, gemm_pack_a_f16, gemm_pack_b_f16);
+#define DESCRIPTOR(MR, NR, scheme, type, in_bytes)                                                   \
+  {MR, NR, GEMM_F32_KC, GEMM_F32_MC, GEMM_F32_NC, in_bytes, 4, gemm_pack_##type##_w##MR,              \
+   gemm_pack_##type##_w##NR, gemm_micro_f32_##MR##x##NR##_##scheme}
 
-EMSCRIPTEN_KEEPALIVE int gemm_f32_scratch_bytes(int m, int n, int k) { return gemm_scratch_bytes(&F32, m, n, k); }
-
-#define GEMM_EXPORT(name, kernel)                                                                               \
-  EMSCRIPTEN_KEEPALIVE void name(int m, int n, int k, const void* a, int rsa, int csa, const void* b, int rsb,  \
-                                 int csb, float* c, int ldc, const float* bias, int accumulate, void* scratch) { \
-    gemm_drive(&kernel, m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, bias, accumulate, scratch);                  \
+#define EXPORT(MR, NR, scheme, type, in_bytes)                                                          \
+  static const gemm_kernel K_##type##_##MR##x##NR##_##scheme = DESCRIPTOR(MR, NR, scheme, type, in_bytes); \
+  EMSCRIPTEN_KEEPALIVE void gemm_##type##_##MR##x##NR##_##scheme(                                         \
+      int m, int n, int k, const void* a, int rsa, int csa, const void* b, int rsb, int csb, float* c, int ldc, \
+      const float* bias, int accumulate, void* scratch) {                                                 \
+    gemm_drive(&K_##type##_##MR##x##NR##_##scheme, m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, bias, accumulate, \
+               scratch);                                                                                  \
   }
-GEMM_EXPORT(gemm_f32, F32)
-GEMM_EXPORT(gemm_bf16, BF16)
-GEMM_EXPORT(gemm_f16, F16)
+
+#define KERNEL(MR, NR, scheme)        \
+  EXPORT(MR, NR, scheme, f32, 4)      \
+  EXPORT(MR, NR, scheme, bf16, 2)     \
+  EXPORT(MR, NR, scheme, f16, 2)
+
+KERNEL(4, 8, loadsplat)
+KERNEL(4, 8, splat)
+KERNEL(5, 8, loadsplat)
+KERNEL(5, 8, splat)
+KERNEL(6, 8, loadsplat)
+KERNEL(6, 8, splat)
+KERNEL(8, 8, loadsplat)
+KERNEL(8, 8, splat)
+KERNEL(4, 16, loadsplat)
+KERNEL(4, 16, splat)
+
+// The fixed kernel under its old names.
+EMSCRIPTEN_KEEPALIVE void gemm_f32(int m, int n, int k, const void* a, int rsa, int csa, const void* b, int rsb,
+                                   int csb, float* c, int ldc, const float* bias, int accumulate, void* scratch) {
+  gemm_drive(&K_f32_4x8_loadsplat, m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, bias, accumulate, scratch);
+}
+EMSCRIPTEN_KEEPALIVE void gemm_bf16(int m, int n, int k, const void* a, int rsa, int csa, const void* b, int rsb,
+                                    int csb, float* c, int ldc, const float* bias, int accumulate, void* scratch) {
+  gemm_drive(&K_bf16_4x8_loadsplat, m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, bias, accumulate, scratch);
+}
+EMSCRIPTEN_KEEPALIVE void gemm_f16(int m, int n, int k, const void* a, int rsa, int csa, const void* b, int rsb,
+                                   int csb, float* c, int ldc, const float* bias, int accumulate, void* scratch) {
+  gemm_drive(&K_f16_4x8_loadsplat, m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, bias, accumulate, scratch);
+}
+
+// Scratch for an m×n×k product that suffices for every kernel above (the blocks round up to
+// the tile, so the widest mr and nr bound it).
+EMSCRIPTEN_KEEPALIVE int gemm_f32_scratch_bytes(int m, int n, int k) {
+  const gemm_kernel* widest[] = {&K_f32_8x8_loadsplat, &K_f32_4x16_loadsplat};
+  int most = 0;
+  for (int i = 0; i < 2; i++) {
+    const int bytes = gemm_scratch_bytes(widest[i], m, n, k);
+    if (bytes > most) most = bytes;
+  }
+  return most;
+}

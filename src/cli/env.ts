@@ -9,6 +9,7 @@ import { readEnv } from "../../ffi/find.ts";
 import { type MpiProbe, probeMpi } from "../../ffi/mpi.ts";
 import { ffiUnavailable, koffiVersion, message, runtimeName } from "../../ffi/native.ts";
 import { type NcclProbe, probeNccl } from "../../ffi/nccl.ts";
+import { checkGemmKernelName, type GemmKernelChoice, gemmKernel } from "../core/gemmKernel.ts";
 import { chooseVariant, kernelDist } from "../core/kernels.ts";
 import { deterministic, runtime, runtimeStarted } from "../core/runtime.ts";
 import {
@@ -40,6 +41,13 @@ export interface EnvReport {
      * every runtime and thread count; null with the reason when PLAIT_DETERMINISTIC is invalid.
      */
     deterministic: boolean | null;
+    /**
+     * The f32 GEMM kernel (src/core/gemmKernel.ts): once the runtime runs, the choice (timed,
+     * forced by PLAIT_GEMM_KERNEL, or deterministic mode's fixed one); before, what PLAIT_GEMM_KERNEL
+     * or deterministic mode fix, else null (timed at the first product). `error` when
+     * PLAIT_GEMM_KERNEL names no kernel.
+     */
+    gemm: { kernel: GemmKernelChoice | null; forced: string | null; error: string | null };
   };
   cpu: { model: string | null; cores: number; kernelThreads: number; threadsFrom: string };
   /**
@@ -145,7 +153,26 @@ function wasmInfo(): EnvReport["wasm"] {
     threads,
     kernels: { variant, forced, dir: dir ? decodeURIComponent((dir as URL).pathname) : null },
     deterministic: det,
+    gemm: gemmInfo(),
   };
+}
+
+/**
+ * The GEMM kernel choice: made only if the runtime already runs (envReport starts nothing), or
+ * with `start` (the `plait env` command, after its report is taken). Before the runtime starts,
+ * a PLAIT_GEMM_KERNEL value is still checked.
+ */
+function gemmInfo(start = false): EnvReport["wasm"]["gemm"] {
+  const forced = readEnv("PLAIT_GEMM_KERNEL")?.trim() || null;
+  try {
+    if (!start && !runtimeStarted()) {
+      if (forced && forced !== "auto") checkGemmKernelName(forced, "PLAIT_GEMM_KERNEL");
+      return { kernel: null, forced, error: null };
+    }
+    return { kernel: gemmKernel(), forced, error: null };
+  } catch (e) {
+    return { kernel: null, forced, error: message(e) };
+  }
 }
 
 function cpuInfo(): EnvReport["cpu"] {
@@ -212,6 +239,23 @@ function ncclInfo(): EnvReport["nccl"] {
 }
 
 /** The report as text: one block per entry, the status first, details indented below. */
+function gemmLine(g: EnvReport["wasm"]["gemm"]): string {
+  if (g.error) return g.error;
+  const k = g.kernel;
+  if (!k) return g.forced ? `${g.forced} (PLAIT_GEMM_KERNEL)` : "timed at the first product";
+  const how =
+    k.by === "timed"
+      ? `fastest of ${Object.entries(k.timings ?? {})
+          .map(([name, rate]) => `${name} ${rate}`)
+          .join(
+            ", ",
+          )} GFLOP/s in ${k.selectMs?.toFixed(1)} ms${k.settled === false ? "; not settled at optimized speed, so the first candidate" : ""}`
+      : k.by === "forced"
+        ? "PLAIT_GEMM_KERNEL"
+        : "deterministic mode's fixed kernel";
+  return `${k.name} on ${k.arch} (${how})`;
+}
+
 export function formatEnv(r: EnvReport): string {
   const out: string[] = [`plait ${r.plait.version ?? "(version unknown)"} environment`, ""];
   const block = (label: string, head: string, details: (string | false | null | undefined)[] = []) => {
@@ -225,6 +269,7 @@ export function formatEnv(r: EnvReport): string {
   const w = r.wasm;
   block("wasm", `SIMD ${yes(w.simd)}, relaxed SIMD ${yes(w.relaxedSimd)}, threads ${yes(w.threads)}`, [
     `kernels: ${w.kernels.variant ?? "none"} build${w.kernels.forced ? ` (PLAIT_SIMD=${w.kernels.forced})` : ""}${w.kernels.dir ? ` from ${w.kernels.dir}` : ""}`,
+    `gemm kernel: ${gemmLine(w.gemm)}`,
     `deterministic: ${w.deterministic === null ? "invalid setting" : w.deterministic ? "on (the same bits on Node, Deno and Bun at any thread count; no system BLAS)" : "off (configure({ deterministic: true }) or PLAIT_DETERMINISTIC=1 turns it on)"}`,
     w.reason,
   ]);
@@ -321,5 +366,8 @@ export async function env(argv: readonly string[]): Promise<void> {
     return;
   }
   const report = envReport();
+  // The command runs on its own, so once the report is taken it may start the runtime and make
+  // the timed GEMM kernel choice for the report to show.
+  if (report.wasm.usable && !report.wasm.gemm.error) report.wasm.gemm = gemmInfo(true);
   process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatEnv(report));
 }

@@ -1,7 +1,10 @@
-// matmul: the GEMM kernels (kernels/c/gemm_*.c) behind argument checks and a thread split.
+// matmul: the GEMM kernels (kernels/c/gemm_*.c) behind argument checks and a thread split;
+// the f32-family kernel (f32, bf16, f16 inputs) is the process's choice (gemmKernel.ts), the
+// same export on every pool thread.
 
 import type { Arena } from "./arena.ts";
 import { bytesOf, type DType } from "./dtype.ts";
+import { type GemmKernelChoice, gemmExport, gemmKernel } from "./gemmKernel.ts";
 import { checkOptions } from "./options.ts";
 import { runtime } from "./runtime.ts";
 import { checkTensor, shapeStr, Tensor } from "./tensor.ts";
@@ -22,19 +25,22 @@ export interface GemmOptions {
 }
 
 interface GemmKernel {
-  fn: string;
+  /** The C export's type part: gemm_<type>_<kernel> (f32, bf16, f16), or the whole name (f64). */
+  type: string;
   scratchBytes: string;
   out: DType;
+  /** Whether the f32 kernel choice (gemmKernel.ts) applies; f64 has one kernel. */
+  chosen: boolean;
 }
 
 const GEMM_OPTIONS = ["transA", "transB", "bias", "out", "accumulate", "threads"] as const;
 
 /** Input dtype (a and b alike) → kernel; the 16-bit types widen to f32 while packing. */
 const KERNELS: Partial<Record<DType, GemmKernel>> = {
-  f32: { fn: "gemm_f32", scratchBytes: "gemm_f32_scratch_bytes", out: "f32" },
-  bf16: { fn: "gemm_bf16", scratchBytes: "gemm_f32_scratch_bytes", out: "f32" },
-  f16: { fn: "gemm_f16", scratchBytes: "gemm_f32_scratch_bytes", out: "f32" },
-  f64: { fn: "gemm_f64", scratchBytes: "gemm_f64_scratch_bytes", out: "f64" },
+  f32: { type: "f32", scratchBytes: "gemm_f32_scratch_bytes", out: "f32", chosen: true },
+  bf16: { type: "bf16", scratchBytes: "gemm_f32_scratch_bytes", out: "f32", chosen: true },
+  f16: { type: "f16", scratchBytes: "gemm_f32_scratch_bytes", out: "f32", chosen: true },
+  f64: { type: "gemm_f64", scratchBytes: "gemm_f64_scratch_bytes", out: "f64", chosen: false },
 };
 
 /**
@@ -43,9 +49,21 @@ const KERNELS: Partial<Record<DType, GemmKernel>> = {
  */
 const GEMM_MIN_MACS_PER_THREAD = 1 << 19;
 
-/** Rows (columns) of C a thread's share is a multiple of: the kernel's register tile. */
-const ROW_UNIT = 4;
-const COL_UNIT = 8;
+/** The f64 kernel's register tile (kernels/c/gemm_f64.h); the f32 kernels' come with the choice. */
+const F64_TILE = { mr: 4, nr: 4 };
+
+/** The chosen kernel's export names per input type, made once per choice (no per-call strings). */
+let exportNames = { choice: undefined as GemmKernelChoice | undefined, names: new Map<string, string>() };
+
+function exportOf(type: string, choice: GemmKernelChoice): string {
+  if (exportNames.choice !== choice) exportNames = { choice, names: new Map() };
+  let name = exportNames.names.get(type);
+  if (name === undefined) {
+    name = gemmExport(type, choice.name);
+    exportNames.names.set(type, name);
+  }
+  return name;
+}
 
 /**
  * C = op(a)·op(b) (+ bias), op(x) = xᵀ where asked, for 2-D a and b of one dtype: f32 → f32,
@@ -57,12 +75,14 @@ export function matmul(a: Tensor, b: Tensor, opts?: GemmOptions): Tensor {
   if (m === 0 || n === 0) return c;
   const kernel = KERNELS[a.dtype]!;
   const { arena, k: kernels, pool } = runtime();
+  const tile = kernel.chosen ? gemmKernel() : F64_TILE;
+  const fn = kernel.chosen ? exportOf(kernel.type, gemmKernel()) : kernel.type;
   const e = bytesOf(a.dtype);
   const o = bytesOf(kernel.out);
   // A(i, p) = a[i*rsa + p*csa], B(p, j) = b[p*rsb + j*csb], in elements.
   const [rsa, csa] = transA ? [1, m] : [k, 1];
   const [rsb, csb] = transB ? [1, k] : [n, 1];
-  const shares = split(m, n, k, Math.min(pool.size, threads ?? pool.size));
+  const shares = split(m, n, k, Math.min(pool.size, threads ?? pool.size), tile);
   const scratchBytes = kernels.c[kernel.scratchBytes] as (m: number, n: number, k: number) => number;
   const perThread = alignUp(Math.max(...shares.map((s) => scratchBytes(s.rows, s.cols, k))));
   const scratch = scratchFor(arena, perThread * shares.length);
@@ -82,8 +102,8 @@ export function matmul(a: Tensor, b: Tensor, opts?: GemmOptions): Tensor {
     accumulate ? 1 : 0,
     scratch + t * perThread,
   ];
-  if (shares.length === 1) kernels.c[kernel.fn](...argsFor(shares[0], 0));
-  else pool.run(shares.map((s, t) => ({ fn: `c.${kernel.fn}`, args: argsFor(s, t) })));
+  if (shares.length === 1) kernels.c[fn](...argsFor(shares[0], 0));
+  else pool.run(shares.map((s, t) => ({ fn: `c.${fn}`, args: argsFor(s, t) })));
   return c;
 }
 
@@ -167,9 +187,12 @@ interface Share {
 
 /**
  * Cuts C into at most `threads` equal slabs along its longer side (in whole register tiles),
- * one per thread, with at least GEMM_MIN_MACS_PER_THREAD multiply-adds each.
+ * one per thread, with at least GEMM_MIN_MACS_PER_THREAD multiply-adds each. Where the cuts
+ * fall changes no element's sum, only which thread computes it.
  */
-function split(m: number, n: number, k: number, threads: number): Share[] {
+function split(m: number, n: number, k: number, threads: number, tile: { mr: number; nr: number }): Share[] {
+  const ROW_UNIT = tile.mr;
+  const COL_UNIT = tile.nr;
   const byRows = m >= n;
   const units = byRows ? Math.ceil(m / ROW_UNIT) : Math.ceil(n / COL_UNIT);
   const parts = Math.max(1, Math.min(threads, units, Math.floor((m * n * Math.max(k, 1)) / GEMM_MIN_MACS_PER_THREAD)));

@@ -16,6 +16,7 @@ import * as unary from "./unary.ts";
 
 export { full, ones } from "./fill.ts";
 export type { GemmOptions } from "./gemm.ts";
+export { type GemmKernelChoice, type GemmKernelInfo, gemmKernel } from "./gemmKernel.ts";
 
 const use = (name: string) => `use ${name} from plait`;
 const useReduction = (name: string) => `use ${name} from plait (a scalar tensor)`;

@@ -1,0 +1,183 @@
+// The f32 GEMM's kernel variants (kernels/c/gemm_micro_f32_*.c) and their choice
+// (src/core/gemmKernel.ts): each kernel, forced by name, against the float64 loop of
+// test/gemm-reference.ts for every layout, bias, accumulate and edge size and the three input
+// types; the same bits from every kernel and thread count; the CPU family detection; and
+// PLAIT_GEMM_KERNEL and deterministic mode in child processes (they act once per process).
+import { spawnSync } from "node:child_process";
+import { arch } from "node:process";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+import { matmul } from "../src/core/gemm.ts";
+import { GEMM_KERNELS, gemmKernel, setGemmKernel } from "../src/core/gemmKernel.ts";
+import { configure, runtime, scope, type Tensor, tensor } from "../src/index.ts";
+import { expectClose, type InDType, LAYOUTS, random, reference } from "./gemm-reference.ts";
+
+configure({ threads: 2 });
+afterAll(() => setGemmKernel(undefined));
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const NAMES = GEMM_KERNELS.map((k) => k.name);
+
+/** m, n, k around every tile edge (mr 4–8, nr 8/16), both k blocks (kc 384) and an A block (mc 120). */
+const SHAPES = [
+  [1, 1, 1],
+  [3, 7, 5],
+  [9, 17, 8],
+  [13, 33, 31],
+  [41, 23, 390],
+  [127, 50, 12],
+];
+
+describe("every kernel against the float64 loop", () => {
+  for (const name of NAMES) {
+    it(`${name}: f32, bf16, f16 × NN/NT/TN/TT × edge sizes, with bias and accumulate`, () => {
+      setGemmKernel(name);
+      for (const dtype of ["f32", "bf16", "f16"] as InDType[]) {
+        for (const [transA, transB] of LAYOUTS) {
+          for (const [m, n, k] of SHAPES) {
+            scope(() => {
+              const a = random(transA ? [k, m] : [m, k], dtype, m + 3 * n);
+              const b = random(transB ? [n, k] : [k, n], dtype, n + 5 * k);
+              const bias = random([n], "f32", k);
+              const what = `${name} ${dtype} ${m}×${n}×${k} transA=${transA} transB=${transB}`;
+              expectClose(what, matmul(a, b, { transA, transB }), reference(a, b, { transA, transB }));
+              const out = random([m, n], "f32", 11);
+              const c0 = out.toArray();
+              matmul(a, b, { transA, transB, bias, out, accumulate: true });
+              expectClose(`${what} bias + accumulate`, out, reference(a, b, { transA, transB, bias }, c0));
+            });
+          }
+        }
+      }
+      expect(gemmKernel().name).toBe(name);
+    });
+  }
+});
+
+/** The bytes of C for one product, with kernel `name` on `threads` threads. */
+function product(name: string, threads: number, a: Tensor, b: Tensor, bias: Tensor, transA: boolean, transB: boolean) {
+  setGemmKernel(name);
+  const c = matmul(a, b, { transA, transB, bias, threads });
+  return Buffer.from(c.data().slice().buffer);
+}
+
+describe("the same bits", () => {
+  // Every kernel sums each element in the same order (p within a kc block, then bias, then C),
+  // so the tile, the loading scheme and the thread split change no bit. In the relaxed build
+  // every kernel fuses (or not) the same multiply-adds, so it holds there too.
+  it(`from every kernel and from 1 and 2 threads (${runtime().variant} build)`, () =>
+    scope(() => {
+      for (const [m, n, k, transA, transB] of [
+        [600, 40, 400, false, false], // split by rows; two k blocks
+        [130, 777, 100, true, true], // split by columns
+        [67, 129, 33, false, true],
+      ] as const) {
+        const a = random(transA ? [k, m] : [m, k], "f32", m);
+        const b = random(transB ? [n, k] : [k, n], "f32", n);
+        const bias = random([n], "f32", k);
+        const want = product(NAMES[0], 1, a, b, bias, transA, transB);
+        for (const name of NAMES) {
+          for (const threads of [1, 2]) {
+            const got = product(name, threads, a, b, bias, transA, transB);
+            expect(got.equals(want), `${name} on ${threads} threads, ${m}×${n}×${k}`).toBe(true);
+          }
+        }
+      }
+    }));
+});
+
+describe("kernel choice", () => {
+  it("tells x86 from ARM by the sign of inf − inf's NaN", () => {
+    const negative = runtime().k.c.gemm_default_nan_negative(Number.POSITIVE_INFINITY);
+    if (arch === "x64" || arch === "ia32") expect(negative).toBe(1);
+    else if (arch === "arm64" || arch === "arm") expect(negative).toBe(0);
+    expect(setGemmKernel(NAMES[0])?.arch).toBe(negative === 1 ? "x86" : "arm");
+  });
+
+  it("knows whether the build's multiply-add fuses, as a product that tells them apart shows", () =>
+    scope(() => {
+      // (1 + 2^-12)² − (1 + 2^-11) is 2^-24 exactly when rounded once, 0 when the product is rounded first.
+      const a = tensor([-(1 + 2 ** -11), 1 + 2 ** -12], [1, 2]);
+      const b = tensor([1, 1 + 2 ** -12], [2, 1]);
+      for (const name of NAMES) {
+        const { fused } = setGemmKernel(name)!;
+        const c = matmul(a, b).toArray()[0];
+        expect(c === 2 ** -24 || c === 0, `${name}: ${c}`).toBe(true);
+        expect(fused, name).toBe(c !== 0);
+        if (runtime().variant === "simd") expect(fused).toBe(false);
+      }
+    }));
+
+  it("times the candidates once, and the choice holds for the process", () => {
+    setGemmKernel(undefined);
+    const choice = gemmKernel();
+    expect(choice.by).toBe("timed");
+    expect(NAMES).toContain(choice.name);
+    expect(Object.keys(choice.timings ?? {})).toContain(choice.name);
+    for (const rate of Object.values(choice.timings ?? {})) expect(rate).toBeGreaterThan(0);
+    expect(gemmKernel()).toBe(choice);
+  });
+
+  it("setGemmKernel rejects an unknown name, listing the kernels", () => {
+    expect(() => setGemmKernel("3x3-magic")).toThrow(
+      new RegExp(`setGemmKernel\\(name\\) must name a GEMM kernel \\(${NAMES.join(", ")}, or auto\\), got "3x3-magic"`),
+    );
+  });
+
+  /** test/fixtures/gemm-kernel-child.mjs in a process of its own, with `env`. */
+  const child = (env: Record<string, string>, arg = "") =>
+    spawnSync(
+      process.execPath,
+      [
+        ...process.execArgv.filter((f) => f.includes("relaxed")),
+        fileURLToPath(new URL("fixtures/gemm-kernel-child.mjs", import.meta.url)),
+        arg,
+      ],
+      { cwd: root, encoding: "utf8", env: { ...process.env, ...env } },
+    );
+
+  it("PLAIT_GEMM_KERNEL forces a kernel; an unknown name fails the first product, listing the kernels", () => {
+    for (const name of ["4x16-splat", "6x8-loadsplat"]) {
+      const r = child({ PLAIT_GEMM_KERNEL: name, PLAIT_DETERMINISTIC: "" });
+      expect(r.status, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout)).toEqual({ name, by: "forced", c0: 8 });
+    }
+    const bad = child({ PLAIT_GEMM_KERNEL: "4x9", PLAIT_DETERMINISTIC: "" });
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toContain(
+      `plait: PLAIT_GEMM_KERNEL must name a GEMM kernel (${NAMES.join(", ")}, or auto), got "4x9"`,
+    );
+  });
+
+  it("deterministic mode runs the fixed kernel, not the timed choice", () => {
+    const env = { PLAIT_GEMM_KERNEL: "", PLAIT_DETERMINISTIC: "", PLAIT_SIMD: "" };
+    for (const [arg, extra] of [
+      ["configure", {}],
+      ["", { PLAIT_DETERMINISTIC: "1" }],
+    ] as const) {
+      const r = child({ ...env, ...extra }, arg);
+      expect(r.status, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout)).toEqual({ name: "4x8-loadsplat", by: "deterministic", c0: 8 });
+    }
+    const timed = child(env);
+    expect(timed.status, timed.stderr).toBe(0);
+    expect(JSON.parse(timed.stdout).by).toBe("timed");
+  });
+
+  it("plait env shows the choice (timed, or forced by PLAIT_GEMM_KERNEL), and names a bad value", () => {
+    const env = (vars: Record<string, string>) => {
+      const r = spawnSync(process.execPath, [`${root}dist/src/cli/main.js`, "env", "--json"], {
+        cwd: root,
+        encoding: "utf8",
+        env: { ...process.env, PLAIT_DETERMINISTIC: "", PLAIT_SIMD: "simd", ...vars },
+      });
+      expect(r.status, r.stderr).toBe(0);
+      return JSON.parse(r.stdout).wasm.gemm;
+    };
+    const timed = env({ PLAIT_GEMM_KERNEL: "" });
+    expect(timed.kernel.by).toBe("timed");
+    expect(NAMES).toContain(timed.kernel.name);
+    expect(env({ PLAIT_GEMM_KERNEL: "5x8-splat" }).kernel).toMatchObject({ name: "5x8-splat", by: "forced" });
+    expect(env({ PLAIT_GEMM_KERNEL: "9x9" }).error).toMatch(/PLAIT_GEMM_KERNEL must name a GEMM kernel .*got "9x9"/);
+  });
+});
