@@ -279,12 +279,12 @@ export class ShmComm implements Comm {
    */
   private proceed(call: Call, twoPhase: boolean, work: (() => void) | undefined): Promise<void> | undefined {
     try {
-      if (!this.rv.spin(R.arrive, call)) return this.proceedAsleep(call, twoPhase, work);
+      if (!this.rv.wait(R.arrive, call)) return this.proceedAsleep(call, twoPhase, work);
       this.match(call);
       work?.();
       if (!twoPhase) return undefined;
       this.markDone(call);
-      if (this.rv.spin(R.done, call)) return undefined;
+      if (this.rv.wait(R.done, call)) return undefined;
       return this.rv.sleep(R.done, call).catch((e) => this.abandon(call, e));
     } catch (e) {
       return this.abandon(call, e);
@@ -298,7 +298,7 @@ export class ShmComm implements Comm {
       work?.();
       if (!twoPhase) return;
       this.markDone(call);
-      if (!this.rv.spin(R.done, call)) await this.rv.sleep(R.done, call);
+      if (!this.rv.wait(R.done, call)) await this.rv.sleep(R.done, call);
     } catch (e) {
       await this.abandon(call, e);
     }
