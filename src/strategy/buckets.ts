@@ -77,7 +77,9 @@ export function bucketPlanner(limits: BucketLimits): (leaves: readonly Tensor[])
 export const IN_PLACE_BYTES = 64 * 1024;
 
 /**
- * All-reduces `leaves` in place, bucket by bucket: a bucket's small leaves are copied into one
+ * All-reduces `leaves` in place, bucket by bucket. On a comm that fuses a tree's leaves into one
+ * collective (Comm.fusesLeaves), each bucket is one call on its leaves as they are. Otherwise a
+ * bucket's small leaves are copied into one
  * flat tensor, reduced in one collective, and copied back; its large ones (≥ IN_PLACE_BYTES) are
  * reduced where they are. Elementwise the arithmetic is the same as reducing each leaf, so
  * bucketing never changes a bit; it only sets how many collectives a step makes.
@@ -88,6 +90,18 @@ export async function allReduceBuckets(
   buckets: readonly number[][],
   op: ReduceOp,
 ): Promise<void> {
+  if (comm.fusesLeaves) {
+    // one collective per bucket, every leaf where it is (a bucket holds one dtype)
+    for (const bucket of buckets) {
+      if (bucket.length === 1) await comm.allReduce(leaves[bucket[0]], op);
+      else if (bucket.length > 1)
+        await comm.allReduce(
+          bucket.map((i) => leaves[i]),
+          op,
+        );
+    }
+    return;
+  }
   const copy = runtime().k.as.copy_bytes as (dst: number, src: number, bytes: number) => void;
   for (const bucket of buckets) {
     // large leaves first, each where it is; then the small ones (fewer than 2: as they are)
