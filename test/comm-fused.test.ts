@@ -79,7 +79,7 @@ describe("ShmComm: fused allReduce of a tree's leaves", () => {
       const want = [5, 7].map((m, j) => values(0, j, m).map((v, i) => v + values(1, j, m)[i]));
       for (let j = 0; j < 2; j++) {
         const got = a[0][j].toArray();
-        want[j].forEach((w, i) => expect(Math.abs(got[i] - w)).toBeLessThan(1e-5));
+        for (const [i, w] of want[j].entries()) expect(Math.abs(got[i] - w)).toBeLessThan(1e-5);
         expect(bitsOf(a[1][j])).toEqual(bitsOf(a[0][j]));
       }
     }));
