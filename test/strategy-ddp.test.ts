@@ -4,7 +4,7 @@ import { Tensor, tensor } from "../src/core/tensor.ts";
 import { liveWorkers } from "../src/launch/index.ts";
 import { sgd } from "../src/optim/sgd.ts";
 import { train } from "../src/step/train.ts";
-import { planBuckets } from "../src/strategy/buckets.ts";
+import { bucketPlanner, planBuckets } from "../src/strategy/buckets.ts";
 import { withDDP } from "../src/strategy/index.ts";
 import { identical, maxDiff, runRanks as run } from "./strategy-run.ts";
 
@@ -41,6 +41,25 @@ describe("planBuckets (torch's compute_bucket_assignment_by_size)", () => {
     ];
     // f64: [3] (80 B) stays open, [1] joins it; f32: [2] (1200 B ≥ 1000) closes, [0] opens
     expect(planBuckets(mixed, { firstBytes: 1000, capBytes: 4000 })).toEqual([[2], [3, 1], [0]]);
+  });
+  it("bucketPlanner returns planBuckets' plan, reused while the dtypes and sizes stay, planned again when they change", () => {
+    const limits = { firstBytes: 1000, capBytes: 50_000 };
+    const plan = bucketPlanner(limits);
+    const first = plan(leaves);
+    expect(first).toEqual(planBuckets(leaves, limits));
+    // new tensors of the same layout (each step's grads): the same plan, not planned again
+    const again = [[32], [784, 32], [10], [32, 10]].map((s) => new Tensor(s, "f32"));
+    expect(plan(again)).toBe(first);
+    // another shape of the same size keeps the plan too: buckets depend on dtypes and bytes only
+    expect(plan([[32], [32, 784], [10], [10, 32]].map((s) => new Tensor(s, "f32")))).toBe(first);
+    // a size, a dtype or a count that changed: planned again, and equal to planBuckets' plan
+    const changed = [[32], [784, 32], [10], [2, 10]].map((s) => new Tensor(s, "f32"));
+    expect(plan(changed)).toEqual(planBuckets(changed, limits));
+    expect(plan(changed)).not.toEqual(first);
+    const f64 = [new Tensor([32], "f64"), ...leaves.slice(1)];
+    expect(plan(f64)).toEqual(planBuckets(f64, limits));
+    expect(plan(leaves.slice(1))).toEqual(planBuckets(leaves.slice(1), limits));
+    for (const t of [...again, ...changed, f64[0]]) t.dispose();
   });
 });
 

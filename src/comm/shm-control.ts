@@ -2,7 +2,8 @@
  * The shm backend's control block: one region of the shared memory, allocated by the thread
  * that starts the world and handed to every rank by address.
  *
- *   header (256 B)        magic, world size, small-message limit, first fault, bell, sleepers
+ *   header (256 B)        magic, world size, small-message limit, world id, first fault, bell,
+ *                         sleepers
  *   rank slots (1 KiB)    per rank: arrive/done/busy counters, state, two call descriptors
  *                         (alternating by call parity), and the rank's failure message
  *   staging buffers       per rank: two buffers of `smallBytes` (small allreduces, by parity)
@@ -25,7 +26,7 @@ const MAGIC = 0x706c6169;
  * word (read by every spinning rank, written once), the bell (bumped by every arrival), and the
  * sleepers count (read by every bell ring, written only around sleeps).
  */
-export const H = { magic: 0, worldSize: 1, smallBytes: 2, fault: 16, bell: 32, sleepers: 48 } as const;
+export const H = { magic: 0, worldSize: 1, smallBytes: 2, id: 3, fault: 16, bell: 32, sleepers: 48 } as const;
 
 /** Int32 indices in a rank slot. */
 export const R = { arrive: 0, done: 1, busy: 2, state: 3, msgLen: 4, reason: 5, desc: 16 } as const;
@@ -66,6 +67,7 @@ export function initControl(
   const h = new Int32Array(memory.buffer, base, HEADER_BYTES / 4);
   h[H.worldSize] = worldSize;
   h[H.smallBytes] = smallBytes;
+  h[H.id] = (Math.random() * 2 ** 31) | 0; // tells this world from an earlier one at the same address
   Atomics.store(h, H.magic, MAGIC);
 }
 
@@ -86,15 +88,18 @@ export class Control {
   readonly i32: Int32Array;
   readonly worldSize: number;
   readonly smallBytes: number;
+  /** The world's id: with the memory and the base, what tells this world's control block from another's. */
+  readonly id: number;
 
   constructor(
-    private readonly memory: WebAssembly.Memory,
+    readonly memory: WebAssembly.Memory,
     readonly base: number,
   ) {
     const h = new Int32Array(memory.buffer, base, HEADER_BYTES / 4);
     if (Atomics.load(h, H.magic) !== MAGIC) throw new Error(`plait: no shm control block at address ${base}`);
     this.worldSize = h[H.worldSize];
     this.smallBytes = h[H.smallBytes];
+    this.id = h[H.id];
     this.i32 = new Int32Array(memory.buffer, base, controlBytes(this.worldSize, this.smallBytes) / 4);
   }
 

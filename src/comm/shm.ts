@@ -29,8 +29,9 @@ export interface ShmCommOptions {
   /** Default timeout of every collective, in ms (10 minutes unless set). */
   timeoutMs?: number;
   /**
-   * How long a waiting rank polls before it sleeps, in ms (default 0.05). Longer spins cut
-   * latency when every rank has a core of its own, and waste cores when ranks share them.
+   * The longest a waiting rank polls before it sleeps, in ms (default 0.05). Longer spins cut
+   * latency when every rank has a core of its own, and waste cores when ranks share them; the
+   * poll shortens itself (down to 0.01 ms) while peers keep coming later than it reaches.
    */
   spinMs?: number;
 }
@@ -64,14 +65,24 @@ export class ShmComm implements Comm {
   private readonly copyBytes: (dst: number, src: number, bytes: number) => void;
   /** This thread's reduction kernels by name (REDUCE_KERNEL). */
   private readonly kernels: Record<string, ReduceKernel>;
+  /**
+   * allReduce of a tree of one dtype runs as one collective over its leaves in place (see
+   * reduceLeaves), so callers need not copy leaves into a bucket to save calls.
+   */
+  readonly fusesLeaves = true;
+  /** This rank's leaf table for fused calls: u32 pairs (address, elements), read by the peers. */
+  private leafTable = 0;
+  private leafTableWords = 0;
+  private mem32: Uint32Array;
 
   constructor(
-    memory: WebAssembly.Memory,
+    private readonly memory: WebAssembly.Memory,
     controlBase: number,
     readonly rank: number,
     opts: ShmCommOptions = {},
   ) {
     this.ctl = new Control(memory, controlBase);
+    this.mem32 = new Uint32Array(memory.buffer);
     this.worldSize = this.ctl.worldSize;
     if (!Number.isInteger(rank) || rank < 0 || rank >= this.worldSize) {
       throw new RangeError(`plait: ShmComm: rank must be an integer in [0, ${this.worldSize - 1}], got ${rank}`);
@@ -123,6 +134,11 @@ export class ShmComm implements Comm {
     if (this.busy) await this.turn();
     this.busy = true;
     try {
+      if (this.fusable(leaves)) {
+        const pending = this.reduceLeaves(leaves, op, tree, timeoutMs, signal);
+        if (pending) await pending;
+        return x;
+      }
       for (let i = 0; i < leaves.length; i++) {
         const pending = this.reduceLeaf(leaves[i], op, i, leaves.length, tree, timeoutMs, signal);
         if (pending) await pending;
@@ -271,6 +287,89 @@ export class ShmComm implements Comm {
     });
   }
 
+  /** Whether allReduce of these leaves runs as one fused call: two or more of one dtype, on the in-place path. */
+  private fusable(leaves: readonly Tensor[]): boolean {
+    if (leaves.length < 2) return false;
+    let bytes = 0;
+    for (const t of leaves) {
+      if (t.dtype !== leaves[0].dtype) return false;
+      bytes += t.byteLength;
+    }
+    return bytes > this.ctl.smallBytes;
+  }
+
+  /**
+   * allReduce of several leaves of one dtype as one call: this rank posts a table of its leaves'
+   * addresses and sizes, and after one arrival reduces its slice of the leaves taken end to end
+   * (read in every rank's leaves in place, through their tables) into that slice of every rank's
+   * leaves, then waits until all slices are done. Each element is still combined in rank order
+   * by the same kernel, so the bits are those of one call per leaf, with two barriers in all.
+   * The descriptor's tree word also hashes the leaf sizes, and every peer's table is checked
+   * against this rank's before any of it is read.
+   */
+  private reduceLeaves(
+    leaves: readonly Tensor[],
+    op: ReduceOp,
+    tree: number,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<void> | undefined {
+    const call = this.start("allReduce", timeoutMs, signal);
+    const k = leaves.length;
+    if (this.leafTableWords < 2 * k) {
+      // only reallocated between calls: peers read it between this rank's arrival and their done
+      const { arena } = runtime();
+      if (this.leafTable !== 0) arena.free(this.leafTable);
+      this.leafTableWords = Math.max(2 * k, 64);
+      this.leafTable = arena.alloc(4 * this.leafTableWords);
+    }
+    const u32 = this.words();
+    let total = 0;
+    let sizes = tree;
+    for (let j = 0; j < k; j++) {
+      const t = leaves[j];
+      u32[(this.leafTable >>> 2) + 2 * j] = t.ptr;
+      u32[(this.leafTable >>> 2) + 2 * j + 1] = t.size;
+      total += t.size;
+      sizes = Math.imul(sizes ^ t.size, 0x01000193);
+    }
+    const x = leaves[0];
+    this.post(call, KIND.allReduce, x, OP_CODE[op], 0, 0, k, sizes | 0 || 1, total, this.leafTable);
+    return this.proceed(call, true, () => {
+      this.matchTables(call, k);
+      const n = this.worldSize;
+      const chunk = Math.ceil(total / n / SLICE_ALIGN) * SLICE_ALIGN;
+      const lo = Math.min(total, this.rank * chunk);
+      const hi = Math.min(total, lo + chunk);
+      const peers = this.tables + 4 * 2 * n;
+      const u32 = this.words();
+      for (let j = 0, off = 0; j < k && off < hi; off += leaves[j].size, j++) {
+        const a = Math.max(lo, off);
+        const b = Math.min(hi, off + leaves[j].size);
+        if (a >= b) continue;
+        for (let s = 0; s < n; s++) this.u32[2 * n + s] = u32[(this.posted(call, s) >>> 2) + 2 * j];
+        this.reduce(call, x.dtype, op, peers, a - off, peers, n, a - off, b - a);
+      }
+    });
+  }
+
+  /** A u32 view of the whole memory (made again when the memory has grown). */
+  private words(): Uint32Array {
+    const buffer = this.memory.buffer;
+    if (this.mem32.byteLength !== buffer.byteLength) this.mem32 = new Uint32Array(buffer);
+    return this.mem32;
+  }
+
+  /** Checks that every rank's leaf table lists the same sizes as this rank's (a fused call). */
+  private matchTables(call: Call, k: number): void {
+    const u32 = this.words();
+    const mine = this.leafTable >>> 2;
+    for (let s = 0; s < this.worldSize; s++) {
+      const theirs = this.posted(call, s) >>> 2;
+      for (let j = 0; j < k; j++) if (u32[theirs + 2 * j + 1] !== u32[mine + 2 * j + 1]) this.mismatch(call);
+    }
+  }
+
   /**
    * Runs the rest of a posted call: waits for every rank to arrive, checks that they all posted
    * the same call, runs `work`, and (when `twoPhase`) publishes that this rank is done with its
@@ -279,12 +378,12 @@ export class ShmComm implements Comm {
    */
   private proceed(call: Call, twoPhase: boolean, work: (() => void) | undefined): Promise<void> | undefined {
     try {
-      if (!this.rv.spin(R.arrive, call)) return this.proceedAsleep(call, twoPhase, work);
+      if (!this.rv.wait(R.arrive, call)) return this.proceedAsleep(call, twoPhase, work);
       this.match(call);
       work?.();
       if (!twoPhase) return undefined;
       this.markDone(call);
-      if (this.rv.spin(R.done, call)) return undefined;
+      if (this.rv.wait(R.done, call)) return undefined;
       return this.rv.sleep(R.done, call).catch((e) => this.abandon(call, e));
     } catch (e) {
       return this.abandon(call, e);
@@ -298,7 +397,7 @@ export class ShmComm implements Comm {
       work?.();
       if (!twoPhase) return;
       this.markDone(call);
-      if (!this.rv.spin(R.done, call)) await this.rv.sleep(R.done, call);
+      if (!this.rv.wait(R.done, call)) await this.rv.sleep(R.done, call);
     } catch (e) {
       await this.abandon(call, e);
     }
@@ -336,6 +435,8 @@ export class ShmComm implements Comm {
     leaf: number,
     leaves: number,
     tree: number,
+    count = x ? x.size : 0,
+    ptr = x ? x.ptr : 0,
   ): void {
     const { i32 } = this.ctl;
     const at = this.ctl.desc(this.rank, call.seq & 1, 0);
@@ -343,8 +444,8 @@ export class ShmComm implements Comm {
     i32[at + D.kind] = kind;
     i32[at + D.dtype] = x ? DTYPE_CODE[x.dtype] : -1;
     i32[at + D.op] = op;
-    i32[at + D.count] = x ? x.size : 0;
-    i32[at + D.ptr] = x ? x.ptr : 0;
+    i32[at + D.count] = count;
+    i32[at + D.ptr] = ptr;
     i32[at + D.root] = root;
     i32[at + D.leaf] = leaf;
     i32[at + D.leaves] = leaves;

@@ -35,6 +35,12 @@ export interface Comm {
   reduceScatter(x: Tensor, op: ReduceOp, opts?: CollectiveOptions): Promise<Tensor>;
   /** Resolves once every rank has called it. */
   barrier(opts?: CollectiveOptions): Promise<void>;
+  /**
+   * Set when allReduce of a tree whose leaves share a dtype is one collective over the leaves in
+   * place (the shm backend): bucketing strategies then pass a bucket's leaves as they are rather
+   * than copy them into one flat tensor to save calls.
+   */
+  readonly fusesLeaves?: boolean;
 }
 
 /**

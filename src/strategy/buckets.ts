@@ -49,13 +49,38 @@ export function planBuckets(leaves: readonly Tensor[], limits: BucketLimits): nu
 }
 
 /**
+ * planBuckets for a step's gradients, planned again only when the leaves' dtypes or sizes
+ * change: a strategy calls it every step with leaves of one layout, and re-planning made ~1 KB
+ * of garbage per step (maps, index arrays).
+ */
+export function bucketPlanner(limits: BucketLimits): (leaves: readonly Tensor[]) => number[][] {
+  let dtypes: DType[] = [];
+  let bytes: number[] = [];
+  let plan: number[][] = [];
+  return (leaves) => {
+    let same = leaves.length === dtypes.length;
+    for (let i = 0; same && i < leaves.length; i++) {
+      same = leaves[i].dtype === dtypes[i] && leaves[i].byteLength === bytes[i];
+    }
+    if (!same) {
+      plan = planBuckets(leaves, limits);
+      dtypes = leaves.map((t) => t.dtype);
+      bytes = leaves.map((t) => t.byteLength);
+    }
+    return plan;
+  };
+}
+
+/**
  * Leaves of at least this many bytes are reduced in place, each in its own collective: copying
  * one into a bucket and back costs more memory traffic than a collective's fixed latency.
  */
 export const IN_PLACE_BYTES = 64 * 1024;
 
 /**
- * All-reduces `leaves` in place, bucket by bucket: a bucket's small leaves are copied into one
+ * All-reduces `leaves` in place, bucket by bucket. On a comm that fuses a tree's leaves into one
+ * collective (Comm.fusesLeaves), each bucket is one call on its leaves as they are. Otherwise a
+ * bucket's small leaves are copied into one
  * flat tensor, reduced in one collective, and copied back; its large ones (≥ IN_PLACE_BYTES) are
  * reduced where they are. Elementwise the arithmetic is the same as reducing each leaf, so
  * bucketing never changes a bit; it only sets how many collectives a step makes.
@@ -67,22 +92,49 @@ export async function allReduceBuckets(
   op: ReduceOp,
 ): Promise<void> {
   if (anyOnDevice(leaves)) return deviceAllReduceBuckets(comm, leaves, buckets, op, IN_PLACE_BYTES); // strategy/device.ts
+  if (comm.fusesLeaves) {
+    // one collective per bucket, every leaf where it is (a bucket holds one dtype)
+    for (const bucket of buckets) {
+      if (bucket.length === 1) await comm.allReduce(leaves[bucket[0]], op);
+      else if (bucket.length > 1)
+        await comm.allReduce(
+          bucket.map((i) => leaves[i]),
+          op,
+        );
+    }
+    return;
+  }
   const copy = runtime().k.as.copy_bytes as (dst: number, src: number, bytes: number) => void;
   for (const bucket of buckets) {
-    const small = bucket.map((i) => leaves[i]).filter((t) => t.byteLength < IN_PLACE_BYTES);
-    for (const i of bucket) if (leaves[i].byteLength >= IN_PLACE_BYTES) await comm.allReduce(leaves[i], op);
-    if (small.length === 1) await comm.allReduce(small[0], op);
-    if (small.length < 2) continue;
-    const flat = new Tensor([small.reduce((n, t) => n + t.size, 0)], small[0].dtype);
+    // large leaves first, each where it is; then the small ones (fewer than 2: as they are)
+    let small = 0;
+    let size = 0;
+    let only = -1;
+    for (const i of bucket) {
+      const t = leaves[i];
+      if (t.byteLength >= IN_PLACE_BYTES) await comm.allReduce(t, op);
+      else {
+        small++;
+        size += t.size;
+        only = i;
+      }
+    }
+    if (small === 1) await comm.allReduce(leaves[only], op);
+    if (small < 2) continue;
+    const flat = new Tensor([size], leaves[only].dtype);
     try {
       let at = flat.ptr;
-      for (const t of small) {
+      for (const i of bucket) {
+        const t = leaves[i];
+        if (t.byteLength >= IN_PLACE_BYTES) continue;
         copy(at, t.ptr, t.byteLength);
         at += t.byteLength;
       }
       await comm.allReduce(flat, op);
       at = flat.ptr;
-      for (const t of small) {
+      for (const i of bucket) {
+        const t = leaves[i];
+        if (t.byteLength >= IN_PLACE_BYTES) continue;
         copy(t.ptr, at, t.byteLength);
         at += t.byteLength;
       }

@@ -2,7 +2,7 @@ import { checkOptions } from "../core/options.ts";
 import { treeLeaves } from "../core/tree.ts";
 import type { Step, StepLike } from "../step/contract.ts";
 import { transform } from "../step/transform.ts";
-import { allReduceBuckets, bucketLimits, planBuckets } from "./buckets.ts";
+import { allReduceBuckets, bucketLimits, bucketPlanner } from "./buckets.ts";
 import { enterStrategy } from "./nesting.ts";
 import { syncParams } from "./syncParams.ts";
 
@@ -45,7 +45,7 @@ export function withDDP2<B>(step: StepLike<B>, opts?: DDPOptions): Step<B> {
 }
 
 function dataParallel<B>(name: string, step: StepLike<B>, opts: DDPOptions | undefined): Step<B> {
-  const limits = bucketLimits(name, checkOptions(name, opts, ["bucketMB", "firstBucketMB"]));
+  const plan = bucketPlanner(bucketLimits(name, checkOptions(name, opts, ["bucketMB", "firstBucketMB"])));
   return transform(step, {
     name,
     async init(params, ctx, inner) {
@@ -57,7 +57,7 @@ function dataParallel<B>(name: string, step: StepLike<B>, opts: DDPOptions | und
     async update(out, ctx) {
       if (ctx.worldSize === 1) return out;
       const leaves = treeLeaves(out.grads);
-      await allReduceBuckets(ctx.comm, leaves, planBuckets(leaves, limits), "avg");
+      await allReduceBuckets(ctx.comm, leaves, plan(leaves), "avg");
       return out;
     },
   });
