@@ -15,91 +15,15 @@ import { LibraryError, openLibrary } from "../ffi/find.ts";
 import { addressOf, openNative } from "../ffi/native.ts";
 import { cast } from "../src/core/cast.ts";
 import { matmul as wasmMatmul } from "../src/core/gemm.ts";
-import {
-  configure,
-  type DType,
-  linear,
-  matmul,
-  runtime,
-  scope,
-  type Tensor,
-  tensor,
-  valueAndGrad,
-} from "../src/index.ts";
+import { configure, linear, matmul, runtime, scope, type Tensor, tensor, valueAndGrad } from "../src/index.ts";
 import { sum } from "../src/ops/reduce.ts";
+import { expectClose, LAYOUTS, random, reference } from "./gemm-reference.ts";
 import { BLAS_INSTALL, skipBlas } from "./native.ts";
 
 // auto mode whatever PLAIT_BLAS says in the shell (the option wins over the variable)
 configure({ threads: 2, blas: "auto" });
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const UNIT: Record<string, number> = { f32: 2 ** -24, f64: 2 ** -53 };
-const TINY: Record<string, number> = { f32: 2 ** -149, f64: 2 ** -1074 };
-const LAYOUTS: [boolean, boolean][] = [
-  [false, false],
-  [false, true],
-  [true, false],
-  [true, true],
-];
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
-
-function random(shape: number[], dtype: DType, seed: number): Tensor {
-  const r = rng(seed);
-  const values = Array.from({ length: shape[0] * (shape[1] ?? 1) }, () => r() * 2 - 1);
-  return tensor(dtype === "f64" ? Float64Array.from(values) : values, shape, { dtype });
-}
-
-interface Opts {
-  transA?: boolean;
-  transB?: boolean;
-  bias?: Tensor;
-}
-
-/** Float64 op(a)·op(b) + bias + c0, and Σ|terms| per element. */
-function reference(a: Tensor, b: Tensor, { transA = false, transB = false, bias }: Opts, c0?: number[]) {
-  const [m, k] = transA ? [a.shape[1], a.shape[0]] : [a.shape[0], a.shape[1]];
-  const n = transB ? b.shape[0] : b.shape[1];
-  const [av, bv, biasv] = [a.toArray(), b.toArray(), bias?.toArray()];
-  const ref = new Float64Array(m * n);
-  const mag = new Float64Array(m * n);
-  for (let i = 0; i < m; i++) {
-    for (let j = 0; j < n; j++) {
-      let s = biasv?.[j] ?? 0;
-      let t = Math.abs(s);
-      for (let p = 0; p < k; p++) {
-        const x = av[transA ? p * m + i : i * k + p] * bv[transB ? j * k + p : p * n + j];
-        s += x;
-        t += Math.abs(x);
-      }
-      if (c0) {
-        s += c0[i * n + j];
-        t += Math.abs(c0[i * n + j]);
-      }
-      ref[i * n + j] = s;
-      mag[i * n + j] = t;
-    }
-  }
-  return { ref, mag, k };
-}
-
-function expectClose(what: string, got: Tensor, { ref, mag, k }: ReturnType<typeof reference>) {
-  const g = got.toArray();
-  expect(g.length, what).toBe(ref.length);
-  for (let i = 0; i < ref.length; i++) {
-    const bound = 2 * (k + 4) * UNIT[got.dtype] * mag[i] + k * TINY[got.dtype];
-    const ok = Number.isFinite(ref[i])
-      ? Math.abs(g[i] - ref[i]) <= bound
-      : Object.is(g[i], ref[i]) || (Number.isNaN(ref[i]) && Number.isNaN(g[i]));
-    if (!ok) throw new Error(`${what}: element ${i} is ${g[i]}, reference ${ref[i]} (bound ${bound})`);
-  }
-}
 
 /** Runs test/fixtures/blas-child.mjs `what` with env changes; returns the JSON it prints. */
 function child(what: string, env: Record<string, string | undefined> = {}) {

@@ -1,50 +1,12 @@
 // Tensors on cuda:N without a GPU: device strings, and the whole CudaTensor life cycle (to, back,
-// device-to-device, dispose, scope, errors that name both devices) over a fake in-memory device
+// device-to-device, dispose, scope, errors that name both devices) over the fake in-memory device of cuda-fake.ts
 // swapped in for the runtime backend. matmul's argument checks on a device run before cuBLAS is
 // opened, so they are tested here too.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cudaBackend } from "../ffi/cuda/backend.ts";
-import { type CudaBackend, parseDevice, registerCudaBackend } from "../src/core/device.ts";
+import { parseDevice, registerCudaBackend } from "../src/core/device.ts";
 import { add, CudaTensor, matmul, scope, Tensor, tanh, tensor } from "../src/index.ts";
-
-/** A device whose memory is host memory: addresses are keys into a map of byte arrays. */
-function fakeDevice() {
-  const blocks = new Map<bigint, Uint8Array>();
-  let next = 0x1000n;
-  const at = (ptr: bigint): [Uint8Array, number] => {
-    for (const [base, bytes] of blocks)
-      if (ptr >= base && ptr < base + BigInt(bytes.length)) return [bytes, Number(ptr - base)];
-    throw new Error(`fake device: no block at ${ptr}`);
-  };
-  const calls: string[] = [];
-  const backend: CudaBackend = {
-    alloc(index, bytes) {
-      calls.push(`alloc ${index} ${bytes}`);
-      const ptr = next;
-      next += BigInt(bytes + 256);
-      blocks.set(ptr, new Uint8Array(bytes));
-      return ptr;
-    },
-    free(index, ptr) {
-      calls.push(`free ${index}`);
-      if (!blocks.delete(ptr)) throw new Error("fake device: double free");
-    },
-    upload(_i, dst, src) {
-      const [b, o] = at(dst);
-      b.set(src, o);
-    },
-    download(_i, dst, src) {
-      const [b, o] = at(src);
-      dst.set(b.subarray(o, o + dst.length));
-    },
-    copy(_i, dst, src, bytes) {
-      const [d, od] = at(dst);
-      const [s, os] = at(src);
-      d.set(s.subarray(os, os + bytes), od);
-    },
-  };
-  return { backend, blocks, calls };
-}
+import { fakeDevice } from "./cuda-fake.ts";
 
 describe("device strings", () => {
   it("accepts cpu, cuda and cuda:N", () => {

@@ -192,6 +192,7 @@ export function fakeDevice() {
       log("relu");
       const out = fresh(x);
       const X = f32(x);
+      // biome-ignore lint/complexity/useMathMinMax: NaN and -0 must pass through as in relu_f32 (Math.max differs on both)
       map(f32(out), (i) => (X[i] < 0 ? 0 : X[i])); // NaN and -0 kept, as relu_f32 in elementwise.cu
       return out;
     },

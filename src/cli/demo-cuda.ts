@@ -5,11 +5,10 @@
 // at once with the error `plait env` reports, before any data is loaded.
 import { deviceCount } from "../../ffi/cuda/runtime.ts";
 import { type CudaDevice, type CudaTensor, parseDevice } from "../core/device.ts";
-import { scope } from "../core/scope.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { type Tree, treeLeaves, treeMap } from "../core/tree.ts";
 import { Batcher } from "../data/batcher.ts";
-import { gatherBatch, gatherRows, type LabelledData } from "../data/gather.ts";
+import { gatherBatch, type LabelledData } from "../data/gather.ts";
 import { loadMnist } from "../data/mnist.ts";
 import { Rng } from "../data/rng.ts";
 import { progressMode } from "../fit/progress.ts";
@@ -24,7 +23,7 @@ import type { Precision } from "../precision/policy.ts";
 import { withPrecision } from "../precision/precision.ts";
 import { train } from "../step/train.ts";
 import type { Flags } from "./args.ts";
-import { type DEMO_FLAGS, totals, writeReport } from "./demo-common.ts";
+import { accuracy, type DEMO_FLAGS, totals, writeReport } from "./demo-common.ts";
 
 type Layers = { layers: { w: CudaTensor; b: CudaTensor }[] };
 
@@ -107,7 +106,10 @@ export async function demoCuda(
         size: (b) => b.y.size,
       };
     },
-    evaluate: (s) => ({ testAccuracy: accuracyOn(s.params, data.test, device) }),
+    // forward on the device, logits read back
+    evaluate: (s) => ({
+      testAccuracy: accuracy({ apply: (p, x) => logitsOn(p, x.to(device)).to("cpu") }, s.params, data.test),
+    }),
     progress: progressMode(process.stderr, flags.json),
   });
   for (const t of [...treeLeaves(last.params), ...treeLeaves(last.opt.slots as Tree)]) t.dispose(); // device memory
@@ -118,24 +120,4 @@ export async function demoCuda(
     history,
     `plait demo: MLP 784-${flags.hidden}-10 on ${device}, batch ${batchSize}, SGD lr ${flags.lr} momentum ${flags.momentum}, ${precision}`,
   );
-}
-
-/** Fraction of `split` classified correctly, forward on the device in chunks of 500 (logits read back). */
-function accuracyOn(params: Tree, split: LabelledData, device: CudaDevice): number {
-  let correct = 0;
-  for (let start = 0; start < split.n; start += 500) {
-    const idx = Int32Array.from({ length: Math.min(500, split.n - start) }, (_, i) => start + i);
-    correct += scope(() => {
-      const x = gatherRows(split.images, [784], idx).to(device);
-      const logits = logitsOn(params, x).to("cpu").data();
-      let hits = 0;
-      for (let r = 0; r < idx.length; r++) {
-        let best = 0;
-        for (let c = 1; c < 10; c++) if (logits[r * 10 + c] > logits[r * 10 + best]) best = c;
-        if (best === split.labels[idx[r]]) hits++;
-      }
-      return hits;
-    });
-  }
-  return correct / split.n;
 }

@@ -38,44 +38,54 @@ export interface GradBuffer {
 /** The reverse step of one recorded op: reads the output gradient `g`, feeds the sink. */
 export type Backward = (g: Tensor, sink: GradSink) => void;
 
-interface Node {
+interface Node<T, S> {
   out: number;
-  backward: Backward;
+  backward: (g: T, sink: S) => void;
   /** Tensors the backward reads; each is freed after the earliest node that saves it. */
-  saves: readonly Tensor[];
+  saves: readonly T[];
   /** Filled just before the reverse pass: the saved tensors this node is the last reader of. */
-  frees?: Tensor[];
+  frees?: T[];
 }
 
 /**
- * The record of one `valueAndGrad` forward pass: every tensor that depends on the params has a
- * slot, and every op that produced one a node. Ops look up the active tape (`tapeFor`) and
- * record only when an input has a slot; with no tape active they pay one null check.
+ * The record of one `valueAndGrad` forward pass and its reverse pass, for any tensor class T
+ * (CPU tensors here, CudaTensors in deviceTape.ts): every tensor that depends on the params has
+ * a slot, every op that produced one a node, and each input's gradient lives in one buffer that
+ * every consumer adds into. A subclass supplies the arithmetic (fresh buffers, add, copy, axpy,
+ * scale) for its tensors.
  */
-export class Tape implements GradSink {
-  private readonly slots = new Map<Tensor, number>();
-  private readonly shapes: Tensor[] = [];
-  private readonly nodes: Node[] = [];
+export abstract class TapeCore<T extends { dispose(): void }, S> {
+  protected readonly slots = new Map<T, number>();
+  private readonly shapes: T[] = [];
+  private readonly nodes: Node<T, S>[] = [];
   /** Tensors created by recorded ops (outputs and their saved scratch): freed after last use. */
-  private readonly born = new Set<Tensor>();
-  private grads: (Tensor | undefined)[] = [];
+  private readonly born = new Set<T>();
+  protected grads: (T | undefined)[] = [];
   /** The output gradient of the node running backward, until some input takes it over. */
-  private pending: Tensor | undefined;
+  private pending: T | undefined;
   /** That gradient once an input took it over (within the same node). */
-  private moved: Tensor | undefined;
+  private moved: T | undefined;
 
-  /** `computeDType` is the dtype the params arrived in (GradContext), kept for the ops to consult. */
-  constructor(readonly computeDType: DType) {}
+  /** A new gradient buffer for x (its contents are overwritten). */
+  protected abstract fresh(x: T): T;
+  /** have += g */
+  protected abstract add(have: T, g: T): void;
+  /** A copy of g. */
+  protected abstract copy(g: T): T;
+  /** out += s · v */
+  protected abstract axpy(s: number, v: T, out: T): void;
+  /** out = s · v */
+  protected abstract scale(v: T, s: number, out: T): void;
 
   /** Gives a parameter a slot; its gradient is read back with `gradOf`. */
-  watch(param: Tensor): void {
+  watch(param: T): void {
     if (this.slots.has(param)) return;
     this.slots.set(param, this.shapes.length);
     this.shapes.push(param);
   }
 
-  tracks(t: Tensor): boolean {
-    return this.slots.has(t);
+  tracks(t: unknown): boolean {
+    return this.slots.has(t as T);
   }
 
   /**
@@ -83,7 +93,7 @@ export class Tape implements GradSink {
    * the op's inputs). `saves` lists the tensors the backward reads; `scratch` lists tensors the
    * op made only for its backward, which the tape frees after that.
    */
-  record(out: Tensor, backward: Backward, saves: readonly Tensor[], scratch: readonly Tensor[] = []): void {
+  record(out: T, backward: (g: T, sink: S) => void, saves: readonly T[], scratch: readonly T[] = []): void {
     const slot = this.shapes.length;
     this.slots.set(out, slot);
     this.shapes.push(out);
@@ -98,7 +108,7 @@ export class Tape implements GradSink {
    * their last reader has run, and each node's output gradient as soon as the node is done:
    * only the params' gradients remain.
    */
-  backward(root: Tensor, seed: Tensor): void {
+  backward(root: T, seed: T): void {
     const rootSlot = this.slots.get(root);
     if (rootSlot === undefined) {
       seed.dispose();
@@ -106,7 +116,7 @@ export class Tape implements GradSink {
     }
     this.grads = new Array(this.shapes.length);
     this.grads[rootSlot] = seed;
-    const seen = new Set<Tensor>();
+    const seen = new Set<T>();
     for (const node of this.nodes) {
       for (const t of node.saves) {
         if (!seen.has(t) && this.born.has(t)) {
@@ -124,7 +134,7 @@ export class Tape implements GradSink {
       this.grads[node.out] = undefined;
       if (g !== undefined) {
         this.pending = g;
-        node.backward(g, this);
+        node.backward(g, this as unknown as S);
         if (this.pending !== undefined) g.dispose();
         this.pending = undefined;
         this.moved = undefined;
@@ -134,42 +144,30 @@ export class Tape implements GradSink {
   }
 
   /** The gradient accumulated for `param`, or undefined when the loss does not depend on it. */
-  gradOf(param: Tensor): Tensor | undefined {
+  gradOf(param: T): T | undefined {
     const slot = this.slots.get(param);
     return slot === undefined ? undefined : this.grads[slot];
   }
 
-  buffer(x: Tensor): GradBuffer | null {
+  /** x's gradient buffer (GradSink.buffer): the one earlier consumers filled, or a fresh one. */
+  buffer(x: T): { out: T; accumulate: boolean } | null {
     const slot = this.slots.get(x);
     if (slot === undefined) return null;
     const have = this.grads[slot];
     if (have !== undefined) return { out: have, accumulate: true };
-    const out = new Tensor(x.shape, gradDTypeOf(x));
+    const out = this.fresh(x);
     this.grads[slot] = out;
     return { out, accumulate: false };
   }
 
-  assign(x: Tensor, write: (out: Tensor) => void): void {
-    const slot = this.slots.get(x);
-    if (slot === undefined) return;
-    const have = this.grads[slot];
-    const out = new Tensor(x.shape, gradDTypeOf(x));
-    write(out);
-    if (have === undefined) this.grads[slot] = out;
-    else {
-      addInto(have, out);
-      out.dispose();
-    }
-  }
-
-  addScaled(x: Tensor, s: number, v: Tensor): void {
+  addScaled(x: T, s: number, v: T): void {
     const dx = this.buffer(x);
     if (!dx) return;
-    if (dx.accumulate) arith.axpy(s, v, dx.out);
-    else arith.scale(v, s, dx.out);
+    if (dx.accumulate) this.axpy(s, v, dx.out);
+    else this.scale(v, s, dx.out);
   }
 
-  give(x: Tensor, g: Tensor): void {
+  give(x: T, g: T): void {
     const owned = g !== this.pending && g !== this.moved;
     const slot = this.slots.get(x);
     if (slot === undefined) {
@@ -178,14 +176,54 @@ export class Tape implements GradSink {
     }
     const have = this.grads[slot];
     if (have !== undefined) {
-      addInto(have, g);
+      this.add(have, g);
       if (owned) g.dispose();
     } else if (g === this.pending) {
       // The output gradient moves to the first input that takes it; later takers get a copy.
       this.pending = undefined;
       this.moved = g;
       this.grads[slot] = g;
-    } else this.grads[slot] = g === this.moved ? copyOf(g) : g;
+    } else this.grads[slot] = g === this.moved ? this.copy(g) : g;
+  }
+}
+
+/**
+ * The CPU tape. Ops look up the active tape (`tapeFor`) and record only when an input has a
+ * slot; with no tape active they pay one null check.
+ */
+export class Tape extends TapeCore<Tensor, GradSink> implements GradSink {
+  /** `computeDType` is the dtype the params arrived in (GradContext), kept for the ops to consult. */
+  constructor(readonly computeDType: DType) {
+    super();
+  }
+
+  protected fresh(x: Tensor): Tensor {
+    return new Tensor(x.shape, gradDTypeOf(x));
+  }
+  protected add(have: Tensor, g: Tensor): void {
+    addInto(have, g);
+  }
+  protected copy(g: Tensor): Tensor {
+    return copyOf(g);
+  }
+  protected axpy(s: number, v: Tensor, out: Tensor): void {
+    arith.axpy(s, v, out);
+  }
+  protected scale(v: Tensor, s: number, out: Tensor): void {
+    arith.scale(v, s, out);
+  }
+
+  assign(x: Tensor, write: (out: Tensor) => void): void {
+    const slot = this.slots.get(x);
+    if (slot === undefined) return;
+    const have = this.grads[slot];
+    const out = this.fresh(x);
+    write(out);
+    if (have === undefined) this.grads[slot] = out;
+    else {
+      addInto(have, out);
+      out.dispose();
+    }
   }
 }
 
