@@ -54,6 +54,31 @@ describe("every kernel against the float64 loop", () => {
   }
 });
 
+describe("packing scratch", () => {
+  // gemm_drive packs an A block of block(m, MC, mr) rows and a B block of block(n, NC, nr)
+  // columns, kc deep, f32 (gemm_drive.c's `block`; the blocks round up to the kernel's own tile).
+  // matmul sizes each thread's slice of scratch by gemm_f32_scratch_bytes, whichever kernel runs:
+  // a slice too small lets one thread's packing spill into the next thread's, or past the block.
+  const [KC, MC, NC] = [384, 120, 768]; // kernels/c/gemm_f32.h
+  const roundUp = (x: number, to: number) => Math.ceil(x / to) * to;
+  const block = (size: number, max: number, unit: number) =>
+    size <= max ? roundUp(size, unit) : roundUp(Math.ceil(size / Math.ceil(size / max)), unit);
+  it("gemm_f32_scratch_bytes covers every kernel's blocks", () => {
+    const scratch = runtime().k.c.gemm_f32_scratch_bytes as (m: number, n: number, k: number) => number;
+    for (let m = 1; m <= 300; m++) {
+      for (let n = 1; n <= 300; n += 7) {
+        for (const k of [1, 100, 500]) {
+          const have = scratch(m, n, k);
+          for (const { name, mr, nr } of GEMM_KERNELS) {
+            const need = (block(m, MC, mr) + block(n, NC, nr)) * block(k, KC, 1) * 4 + 64;
+            if (have < need) expect.fail(`${name}, ${m}×${n}×${k}: scratch ${have} bytes, packing needs ${need}`);
+          }
+        }
+      }
+    }
+  });
+});
+
 /** The bytes of C for one product, with kernel `name` on `threads` threads. */
 function product(name: string, threads: number, a: Tensor, b: Tensor, bias: Tensor, transA: boolean, transB: boolean) {
   setGemmKernel(name);

@@ -54,13 +54,19 @@ EMSCRIPTEN_KEEPALIVE void gemm_f16(int m, int n, int k, const void* a, int rsa, 
   gemm_drive(&K_f16_4x8_loadsplat, m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, bias, accumulate, scratch);
 }
 
-// Scratch for an m×n×k product that suffices for every kernel above (the blocks round up to
-// the tile, so the widest mr and nr bound it).
+// Scratch for an m×n×k product that suffices for every kernel above. gemm_drive rounds its
+// blocks up to the kernel's own tile, and no one tile bounds the others (m = 7 packs 12 rows for
+// a 6-row tile but 8 for an 8-row one; m = 128 packs 130 for MR 5 and 132 for MR 6), so the
+// bound is the most any of them needs.
+static const gemm_kernel* const ALL_F32[] = {
+    &K_f32_4x8_loadsplat, &K_f32_4x8_splat, &K_f32_5x8_loadsplat,  &K_f32_5x8_splat,  &K_f32_6x8_loadsplat,
+    &K_f32_6x8_splat,     &K_f32_8x8_loadsplat, &K_f32_8x8_splat, &K_f32_4x16_loadsplat, &K_f32_4x16_splat,
+};
+
 EMSCRIPTEN_KEEPALIVE int gemm_f32_scratch_bytes(int m, int n, int k) {
-  const gemm_kernel* widest[] = {&K_f32_8x8_loadsplat, &K_f32_4x16_loadsplat};
   int most = 0;
-  for (int i = 0; i < 2; i++) {
-    const int bytes = gemm_scratch_bytes(widest[i], m, n, k);
+  for (size_t i = 0; i < sizeof ALL_F32 / sizeof ALL_F32[0]; i++) {
+    const int bytes = gemm_scratch_bytes(ALL_F32[i], m, n, k);
     if (bytes > most) most = bytes;
   }
   return most;
