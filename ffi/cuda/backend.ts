@@ -40,7 +40,7 @@ export function synchronizeDevice(index: number): void {
 }
 
 /** CudaTensors' device memory: cudaMalloc'd blocks, cached for reuse on dispose (pool.ts). */
-export const devicePool = new BlockPool(
+export const devicePool: BlockPool = new BlockPool(
   (index, bytes, context) => {
     setDevice(index, `${context} (selecting cuda:${index})`);
     return malloc(bytes, `${context} on cuda:${index}`);
