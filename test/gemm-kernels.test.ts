@@ -143,6 +143,36 @@ describe("kernel choice", () => {
     expect(gemmKernel()).toBe(choice);
   });
 
+  it("orders the candidates for the engine: V8 on Node, V8 with explicit bounds checks on Deno, JavaScriptCore on Bun", () => {
+    // Each engine times its own three candidates (src/core/gemmKernel.ts, CANDIDATES); the
+    // choice is one of them, and the product is right whichever it is.
+    const runs: [string, string[], string][] = [
+      [process.execPath, process.execArgv.filter((f) => f.includes("relaxed")), "v8"],
+      [`${root}node_modules/.bin/deno`, ["run", "--allow-read", "--allow-env", "--allow-sys"], "v8-bounds-checked"],
+      [`${root}node_modules/.bin/bun`, [], "jsc"],
+    ];
+    const seen = new Map<string, string[]>();
+    for (const [cmd, args, engine] of runs) {
+      const r = spawnSync(cmd, [...args, fileURLToPath(new URL("fixtures/gemm-kernel-child.mjs", import.meta.url))], {
+        cwd: root,
+        encoding: "utf8",
+        env: { ...process.env, PLAIT_GEMM_KERNEL: "", PLAIT_DETERMINISTIC: "", PLAIT_THREADS: "1" },
+      });
+      expect(r.status, `${cmd}: ${r.stderr}`).toBe(0);
+      const out = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+      expect(out).toMatchObject({ by: "timed", c0: 8, engine });
+      expect(out.candidates).toHaveLength(3);
+      expect(out.candidates).toContain(out.name);
+      seen.set(engine, out.candidates);
+    }
+    if (arch === "x64") {
+      // Deno's bounds checks cost a compare and branch per load: its list leads with the splat
+      // scheme (one A load per depth step), Node's with the broadcast loads.
+      expect(seen.get("v8-bounds-checked")![0]).toMatch(/-splat$/);
+      expect(seen.get("v8")![0]).toMatch(/-loadsplat$/);
+    }
+  });
+
   it("setGemmKernel rejects an unknown name, listing the kernels", () => {
     expect(() => setGemmKernel("3x3-magic")).toThrow(
       new RegExp(`setGemmKernel\\(name\\) must name a GEMM kernel \\(${NAMES.join(", ")}, or auto\\), got "3x3-magic"`),

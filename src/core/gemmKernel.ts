@@ -38,22 +38,49 @@ export const GEMM_KERNELS: readonly GemmKernelInfo[] = [
 export const FIXED_GEMM_KERNEL = "4x8-loadsplat";
 
 /**
- * Candidates per CPU family and multiply-add, most likely first (the first wins ties, coarse
- * clocks and timings that never settle). V8 gives WASM 15 vector registers on x64: a tile
- * needs MR·NR/4 accumulators, NR/4 B vectors, one A broadcast and, unless the multiply-add is
- * one fused instruction, a product temporary, so 6×8 spills there with mul+add (the plain
- * build; the relaxed build on JavaScriptCore, which does not fuse relaxed_madd) and fits when
- * fused (the relaxed build on V8). arm64 has ~30: room for 8×8 and 4×16.
+ * The WASM engine, as far as it shapes the best kernel: V8 with its trap handler (Node: guard
+ * pages catch out-of-bounds accesses, so a load is one instruction), V8 without it (Deno: every
+ * memory access gets an explicit bounds check, a compare and branch, so kernels with fewer
+ * loads per multiply-add win: the "splat" scheme), and JavaScriptCore (Bun: no fused
+ * relaxed_madd; fewer vector registers left to the loop).
  */
-const CANDIDATES: Record<"x86" | "arm", Record<"fused" | "unfused", string[]>> = {
+export type WasmEngine = "v8" | "v8-bounds-checked" | "jsc";
+
+function wasmEngine(): WasmEngine {
+  const g = globalThis as { Deno?: unknown; Bun?: unknown };
+  return g.Bun ? "jsc" : g.Deno ? "v8-bounds-checked" : "v8";
+}
+
+/**
+ * Candidates per CPU family, engine and multiply-add, most likely first (the first wins ties,
+ * coarse clocks and timings that never settle); three each, as every candidate is timed only
+ * once its optimized code has arrived. V8 gives WASM 15 vector registers on x64: a tile needs
+ * MR·NR/4 accumulators, NR/4 B vectors, one A broadcast (two A vectors for "5x8-splat") and,
+ * unless the multiply-add is one fused instruction, a product temporary, so 6×8 spills there
+ * with mul+add (the plain build; the relaxed build on JavaScriptCore, which does not fuse
+ * relaxed_madd) and fits when fused (the relaxed build on V8). arm64 has ~30: room for 8×8 and
+ * 4×16. Measured on an AMD EPYC (Zen 3), 256³ on one thread: Node's relaxed build 6x8-loadsplat
+ * 42 GFLOP/s, 4x8-splat 26; Deno's 4x8-splat 38, 6x8-loadsplat 31; Bun's 4x8-splat 28,
+ * 4x8-loadsplat 23. (ARM: untested on ARM hardware so far.)
+ */
+const ARM_TILES = ["8x8-loadsplat", "6x8-loadsplat", "8x8-splat", "4x16-loadsplat"];
+const ARM = { unfused: ARM_TILES, fused: ARM_TILES };
+const CANDIDATES: Record<"x86" | "arm", Record<WasmEngine, Record<"fused" | "unfused", string[]>>> = {
   x86: {
-    unfused: ["5x8-loadsplat", "4x8-loadsplat", "5x8-splat"],
-    fused: ["6x8-loadsplat", "5x8-loadsplat", "4x8-loadsplat"],
+    v8: {
+      unfused: ["5x8-loadsplat", "4x8-loadsplat", "5x8-splat"],
+      fused: ["6x8-loadsplat", "5x8-loadsplat", "4x8-loadsplat"],
+    },
+    "v8-bounds-checked": {
+      unfused: ["4x8-splat", "5x8-splat", "5x8-loadsplat"],
+      fused: ["4x8-splat", "5x8-splat", "6x8-loadsplat"],
+    },
+    jsc: {
+      unfused: ["4x8-splat", "5x8-splat", "4x8-loadsplat"],
+      fused: ["4x8-splat", "5x8-splat", "6x8-loadsplat"],
+    },
   },
-  arm: {
-    unfused: ["8x8-loadsplat", "6x8-loadsplat", "8x8-splat", "4x16-loadsplat"],
-    fused: ["8x8-loadsplat", "6x8-loadsplat", "8x8-splat", "4x16-loadsplat"],
-  },
+  arm: { v8: ARM, "v8-bounds-checked": ARM, jsc: ARM },
 };
 
 /** How the kernel was chosen, and what the choice saw. */
@@ -64,6 +91,8 @@ export interface GemmKernelChoice extends GemmKernelInfo {
   arch: "x86" | "arm";
   /** Whether the build's multiply-add rounds once here (relaxed_madd fused by the engine). */
   fused: boolean;
+  /** The engine, which orders the candidates. */
+  engine: WasmEngine;
   /** GFLOP/s per candidate on the timing problem (timed choices only). */
   timings?: Record<string, number>;
   /** Milliseconds the timing took (timed choices only). */
@@ -76,22 +105,30 @@ export interface GemmKernelChoice extends GemmKernelInfo {
   settled?: boolean;
 }
 
-/** The timing problem: m a multiple of every MR, n of every NR; ~0.5 M multiply-adds. */
-const PROBE = { m: 120, n: 32, k: 128 };
+/**
+ * The timing problem: m a multiple of every MR, n of every NR; ~1 M multiply-adds. With n = 32
+ * the packing of A outweighed the tile loop and every kernel timed alike (~19 GFLOP/s on an AMD
+ * EPYC); from n = 64 the timings rank the kernels as 256³ products do.
+ */
+const PROBE = { m: 120, n: 64, k: 128 };
 /**
  * Untimed calls per candidate first: V8 runs a function in its baseline tier (Liftoff, ~10×
  * slower on this code) until a budget of executed code is spent, then compiles it optimized
- * in the background; two probe calls spend a microkernel's budget.
+ * in the background; two probe calls spend a microkernel's budget (the first call also compiles
+ * the baseline code, so the later ones time the baseline tier).
  */
-const WARM_CALLS = 2;
+const WARM_CALLS = 3;
 /**
- * Timed rounds: at least MIN_ROUNDS, then until every candidate's last call is within SETTLED
- * of its best and its best is under half its first (baseline-tier) call: optimized code arrived.
+ * Timed rounds until SETTLED_ROUNDS rounds in which every candidate ran optimized code: its best
+ * call at least TIERED times faster than its fastest untimed call after the first (the baseline
+ * tier: V8's Liftoff runs this code 4–6× slower than its optimized code, JavaScriptCore's BBQ ~2×) and this call
+ * within SETTLED of its best. Each candidate keeps its fastest call.
  */
-const MIN_ROUNDS = 3;
+const SETTLED_ROUNDS = 4;
+const TIERED = 1.8;
 const SETTLED = 1.3;
-/** Give up waiting for the optimized code after this long (a loaded machine); keep the best so far. */
-const CAP_MS = 30;
+/** Give up waiting for the optimized code after this long (a loaded machine); keep the first candidate. */
+const CAP_MS = 40;
 
 let chosen: GemmKernelChoice | undefined;
 
@@ -109,7 +146,7 @@ export function gemmKernel(): GemmKernelChoice {
   } else if (rt.deterministic) {
     chosen = { ...checkGemmKernelName(FIXED_GEMM_KERNEL, "FIXED_GEMM_KERNEL"), by: "deterministic", ...cpu };
   } else {
-    chosen = timeCandidates(CANDIDATES[cpu.arch][cpu.fused ? "fused" : "unfused"], cpu);
+    chosen = timeCandidates(CANDIDATES[cpu.arch][cpu.engine][cpu.fused ? "fused" : "unfused"], cpu);
   }
   warm(chosen);
   return chosen;
@@ -129,9 +166,10 @@ export function setGemmKernel(name: string | undefined): GemmKernelChoice | unde
 }
 
 /** The CPU family (kernels/c/gemm_arch.c: the default NaN's sign) and whether madd fuses. */
-function probeCpu(): { arch: "x86" | "arm"; fused: boolean } {
+function probeCpu(): { arch: "x86" | "arm"; fused: boolean; engine: WasmEngine } {
   const { c } = runtime().k;
   return {
+    engine: wasmEngine(),
     arch: c.gemm_default_nan_negative(Number.POSITIVE_INFINITY) === 1 ? "x86" : "arm",
     fused: c.gemm_madd_fuses(1 + 2 ** -12, -(1 + 2 ** -11)) === 1,
   };
@@ -186,24 +224,24 @@ function clockTick(): number {
 /**
  * Times each candidate on PROBE in interleaved rounds (so a busy spell on a shared machine hits
  * all alike), keeping each one's fastest call, once WARM_CALLS untimed calls each have queued
- * their optimized compiles: MIN_ROUNDS rounds, then more until the times settle at optimized
- * speed for all or CAP_MS (on a loaded machine the background compiles can lag; then the first
+ * their optimized compiles, until SETTLED_ROUNDS rounds have run every candidate's optimized
+ * code, or CAP_MS (on a loaded machine the background compiles can lag; then the first
  * candidate is kept, as the timings compared baseline-tier code). With a clock coarser than
  * 20 µs (some runtimes coarsen performance.now) timing would be noise, and the first candidate
  * is kept too.
  */
-function timeCandidates(names: string[], cpu: { arch: "x86" | "arm"; fused: boolean }): GemmKernelChoice {
+function timeCandidates(names: string[], cpu: ReturnType<typeof probeCpu>): GemmKernelChoice {
   const start = performance.now();
   const buf = probeBuffers();
   const best = new Map<string, number>();
   let settled = false;
   try {
-    const baseline = new Map<string, number>(); // each candidate's first call: baseline tier
+    const baseline = new Map<string, number>(); // each candidate's fastest baseline-tier call
     for (const name of names) {
       for (let i = 0; i < WARM_CALLS; i++) {
         const t0 = performance.now();
         probeCall(name, buf);
-        if (i === 0) baseline.set(name, performance.now() - t0);
+        if (i > 0) baseline.set(name, Math.min(baseline.get(name) ?? Number.POSITIVE_INFINITY, performance.now() - t0));
       }
     }
     if (clockTick() > 0.02) {
@@ -214,17 +252,19 @@ function timeCandidates(names: string[], cpu: { arch: "x86" | "arm"; fused: bool
         selectMs: performance.now() - start,
       };
     }
-    for (let round = 1; ; round++) {
-      settled = true;
+    for (let optimizedRounds = 0; !settled; ) {
+      let optimized = true;
       for (const name of names) {
         const t0 = performance.now();
         probeCall(name, buf);
         const t = performance.now() - t0;
         const fastest = Math.min(best.get(name) ?? Number.POSITIVE_INFINITY, t);
         best.set(name, fastest);
-        if (t > SETTLED * fastest || fastest > baseline.get(name)! / 2) settled = false;
+        if (t > SETTLED * fastest || fastest * TIERED > baseline.get(name)!) optimized = false;
       }
-      if (round >= MIN_ROUNDS && (settled || performance.now() - start > CAP_MS)) break;
+      if (optimized) optimizedRounds++;
+      settled = optimizedRounds >= SETTLED_ROUNDS;
+      if (performance.now() - start > CAP_MS) break;
     }
   } finally {
     buf.done();
