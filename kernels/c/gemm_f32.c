@@ -39,6 +39,9 @@ KERNEL(8, 8, loadsplat)
 KERNEL(8, 8, splat)
 KERNEL(4, 16, loadsplat)
 KERNEL(4, 16, splat)
+KERNEL(4, 8, addrsplat)
+KERNEL(5, 8, addrsplat)
+KERNEL(6, 8, addrsplat)
 
 // The fixed kernel under its old names.
 EMSCRIPTEN_KEEPALIVE void gemm_f32(int m, int n, int k, const void* a, int rsa, int csa, const void* b, int rsb,
@@ -61,6 +64,7 @@ EMSCRIPTEN_KEEPALIVE void gemm_f16(int m, int n, int k, const void* a, int rsa, 
 static const gemm_kernel* const ALL_F32[] = {
     &K_f32_4x8_loadsplat, &K_f32_4x8_splat, &K_f32_5x8_loadsplat,  &K_f32_5x8_splat,  &K_f32_6x8_loadsplat,
     &K_f32_6x8_splat,     &K_f32_8x8_loadsplat, &K_f32_8x8_splat, &K_f32_4x16_loadsplat, &K_f32_4x16_splat,
+    &K_f32_4x8_addrsplat, &K_f32_5x8_addrsplat, &K_f32_6x8_addrsplat,
 };
 
 EMSCRIPTEN_KEEPALIVE int gemm_f32_scratch_bytes(int m, int n, int k) {

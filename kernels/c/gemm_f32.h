@@ -29,7 +29,8 @@ GEMM_PACK_DECL(16)
 
 // Microkernels (gemm.h's micro signature), named by tile and how A is broadcast: "loadsplat"
 // reads each A value with v128.load32_splat, "splat" loads four A values as one vector and
-// shuffles each lane across it (XNNPACK's names for the two schemes).
+// shuffles each lane across it (XNNPACK's names for the two schemes); "addrsplat" is loadsplat
+// with each A address computed apart (offset 0), for JavaScriptCore.
 #define GEMM_MICRO_DECL(MR, NR)                                                                                \
   void gemm_micro_f32_##MR##x##NR##_loadsplat(int kc, const void* a, const void* b, void* c, int ldc, int mr, \
                                               int nr, const void* bias, int load_c);                          \
@@ -38,6 +39,12 @@ GEMM_PACK_DECL(16)
 GEMM_MICRO_DECL(4, 8)
 GEMM_MICRO_DECL(5, 8)
 GEMM_MICRO_DECL(6, 8)
+#define GEMM_MICRO_ADDR_DECL(MR, NR)                                                                            \
+  void gemm_micro_f32_##MR##x##NR##_addrsplat(int kc, const void* a, const void* b, void* c, int ldc, int mr, \
+                                              int nr, const void* bias, int load_c);
+GEMM_MICRO_ADDR_DECL(4, 8)
+GEMM_MICRO_ADDR_DECL(5, 8)
+GEMM_MICRO_ADDR_DECL(6, 8)
 GEMM_MICRO_DECL(8, 8)
 GEMM_MICRO_DECL(4, 16)
 
