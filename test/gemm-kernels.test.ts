@@ -234,5 +234,15 @@ describe("kernel choice", () => {
     expect(NAMES).toContain(timed.kernel.name);
     expect(env({ PLAIT_GEMM_KERNEL: "5x8-splat" }).kernel).toMatchObject({ name: "5x8-splat", by: "forced" });
     expect(env({ PLAIT_GEMM_KERNEL: "9x9" }).error).toMatch(/PLAIT_GEMM_KERNEL must name a GEMM kernel .*got "9x9"/);
+    // The text report: the kernel, the CPU family, the engine and how it was chosen.
+    const text = spawnSync(process.execPath, [`${root}dist/src/cli/main.js`, "env"], {
+      cwd: root,
+      encoding: "utf8",
+      env: { ...process.env, PLAIT_DETERMINISTIC: "", PLAIT_SIMD: "simd", PLAIT_GEMM_KERNEL: "" },
+    });
+    expect(text.status, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(
+      /gemm kernel: \d+x\d+-\w+ on (x86|arm), v8 \((fastest of|the first candidate: timings of) \S+ [\d.]+,/,
+    );
   });
 });

@@ -243,17 +243,18 @@ function gemmLine(g: EnvReport["wasm"]["gemm"]): string {
   if (g.error) return g.error;
   const k = g.kernel;
   if (!k) return g.forced ? `${g.forced} (PLAIT_GEMM_KERNEL)` : "timed at the first product";
+  const timed = `${Object.entries(k.timings ?? {})
+    .map(([name, rate]) => `${name} ${rate}`)
+    .join(", ")} GFLOP/s in ${k.selectMs?.toFixed(1)} ms`;
   const how =
     k.by === "timed"
-      ? `fastest of ${Object.entries(k.timings ?? {})
-          .map(([name, rate]) => `${name} ${rate}`)
-          .join(
-            ", ",
-          )} GFLOP/s in ${k.selectMs?.toFixed(1)} ms${k.settled === false ? "; not settled at optimized speed, so the first candidate" : ""}`
+      ? k.settled === false
+        ? `the first candidate: timings of ${timed} did not settle at optimized speed`
+        : `fastest of ${timed}`
       : k.by === "forced"
         ? "PLAIT_GEMM_KERNEL"
         : "deterministic mode's fixed kernel";
-  return `${k.name} on ${k.arch} (${how})`;
+  return `${k.name} on ${k.arch}, ${k.engine} (${how})`;
 }
 
 export function formatEnv(r: EnvReport): string {
