@@ -39,14 +39,14 @@ GEMM_PACK_DECL(16)
 GEMM_MICRO_DECL(4, 8)
 GEMM_MICRO_DECL(5, 8)
 GEMM_MICRO_DECL(6, 8)
+GEMM_MICRO_DECL(8, 8)
+GEMM_MICRO_DECL(4, 16)
 #define GEMM_MICRO_ADDR_DECL(MR, NR)                                                                            \
   void gemm_micro_f32_##MR##x##NR##_addrsplat(int kc, const void* a, const void* b, void* c, int ldc, int mr, \
                                               int nr, const void* bias, int load_c);
 GEMM_MICRO_ADDR_DECL(4, 8)
 GEMM_MICRO_ADDR_DECL(5, 8)
 GEMM_MICRO_ADDR_DECL(6, 8)
-GEMM_MICRO_DECL(8, 8)
-GEMM_MICRO_DECL(4, 16)
 
 // An edge tile (mr rows, nr columns of a `stride`-wide f32 tile spilled by a microkernel) into
 // C, with the full-tile path's order of additions: (acc + bias) + C.

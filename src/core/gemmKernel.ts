@@ -61,8 +61,8 @@ function wasmEngine(): WasmEngine {
 
 /**
  * Candidates per CPU family, engine and multiply-add, most likely first (the first wins ties,
- * coarse clocks and timings that never settle); three each, as every candidate is timed only
- * once its optimized code has arrived. V8 gives WASM 15 vector registers on x64: a tile needs
+ * coarse clocks and timings that never settle); three each on x86, as every candidate is
+ * timed only once its optimized code has arrived. V8 gives WASM 15 vector registers on x64: a tile needs
  * MR·NR/4 accumulators, NR/4 B vectors, one A broadcast (two A vectors for "5x8-splat") and,
  * unless the multiply-add is one fused instruction, a product temporary, so 6×8 spills there
  * with mul+add (V8's plain build) and fits when fused (the relaxed build on V8);
