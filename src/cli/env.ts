@@ -249,8 +249,8 @@ function gemmLine(g: EnvReport["wasm"]["gemm"]): string {
   const how =
     k.by === "timed"
       ? k.settled === false
-        ? `the first candidate: timings of ${timed} did not settle at optimized speed`
-        : `fastest of ${timed}`
+        ? `the first candidate: timings of ${timed} did not settle at optimized speed${k.retimed ? ", again at a later product" : "; timed again at a later product"}`
+        : `fastest of ${timed}${k.retimed ? ", timed again at a later product" : ""}`
       : k.by === "forced"
         ? "PLAIT_GEMM_KERNEL"
         : "deterministic mode's fixed kernel";
