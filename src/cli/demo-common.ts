@@ -4,7 +4,8 @@ import { cast } from "../core/cast.ts";
 import { scope } from "../core/scope.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { type Tree, treeLeaves } from "../core/tree.ts";
-import { gatherRows } from "../data/gather.ts";
+import type { Batcher } from "../data/batcher.ts";
+import { gatherBatch, gatherRows, type LabelledData } from "../data/gather.ts";
 import type { MnistSplit } from "../data/mnist.ts";
 import { lineChart } from "../fit/chart.ts";
 import type { EpochRecord } from "../fit/trainEpochs.ts";
@@ -62,6 +63,30 @@ export function withModelDefaults(
 export interface Batch {
   x: Tensor;
   y: Tensor;
+}
+
+/**
+ * trainEpochs' `batches` for a labelled split: each epoch in `batcher`'s order, each batch
+ * gathered and handed to `place` (the identity on the CPU; a copy to the device on CUDA), its
+ * size `samplesPerLabel` samples per label (the ranks' shards together make one global batch).
+ */
+export function labelledBatches<B extends { y: { size: number } }>(
+  batcher: Batcher,
+  split: LabelledData,
+  place: (b: Batch) => B,
+  samplesPerLabel = 1,
+) {
+  return (epoch: number) => {
+    const order = batcher.batches(epoch - 1);
+    return {
+      count: order.length,
+      get: (i: number) => {
+        const { images, labels } = gatherBatch(split, order[i]);
+        return place({ x: images, y: labels });
+      },
+      size: (b: B) => b.y.size * samplesPerLabel,
+    };
+  };
 }
 
 /**

@@ -8,7 +8,7 @@ import { type CudaDevice, type CudaTensor, parseDevice } from "../core/device.ts
 import type { Tensor } from "../core/tensor.ts";
 import { type Tree, treeLeaves, treeMap } from "../core/tree.ts";
 import { Batcher } from "../data/batcher.ts";
-import { gatherBatch, type LabelledData } from "../data/gather.ts";
+import type { LabelledData } from "../data/gather.ts";
 import { loadMnist } from "../data/mnist.ts";
 import { Rng } from "../data/rng.ts";
 import { progressMode } from "../fit/progress.ts";
@@ -23,7 +23,7 @@ import type { Precision } from "../precision/policy.ts";
 import { withPrecision } from "../precision/precision.ts";
 import { train } from "../step/train.ts";
 import type { Flags } from "./args.ts";
-import { accuracy, type DEMO_FLAGS, totals, writeReport } from "./demo-common.ts";
+import { accuracy, type DEMO_FLAGS, labelledBatches, totals, writeReport } from "./demo-common.ts";
 
 type Layers = { layers: { w: CudaTensor; b: CudaTensor }[] };
 
@@ -92,20 +92,10 @@ export async function demoCuda(
     `plait demo: MLP 784-${flags.hidden}-10 on ${data.train.n} MNIST digits on ${device}, batch ${batchSize}, ${flags.epochs} epochs, ${precision}\n`,
   );
   const { history, state: last } = await trainEpochs<{ x: CudaTensor; y: CudaTensor }>({
-    trainer: trainer as never,
+    trainer,
     state: await trainer.init(params),
     epochs: flags.epochs!,
-    batches: (epoch) => {
-      const order = batcher.batches(epoch - 1);
-      return {
-        count: order.length,
-        get: (i) => {
-          const { images, labels } = gatherBatch(data.train, order[i]);
-          return { x: images.to(device), y: labels.to(device) };
-        },
-        size: (b) => b.y.size,
-      };
-    },
+    batches: labelledBatches(batcher, data.train, (b) => ({ x: b.x.to(device), y: b.y.to(device) })),
     // forward on the device, logits read back
     evaluate: (s) => ({
       testAccuracy: accuracy({ apply: (p, x) => logitsOn(p, x.to(device)).to("cpu") }, s.params, data.test),

@@ -4,7 +4,6 @@ import { keep } from "../core/scope.ts";
 import { Tensor } from "../core/tensor.ts";
 import { type Tree, treeLeaves } from "../core/tree.ts";
 import { Batcher } from "../data/batcher.ts";
-import { gatherBatch } from "../data/gather.ts";
 import { loadMnist } from "../data/mnist.ts";
 import { Rng } from "../data/rng.ts";
 import { detectEnvironmentName } from "../env/detect.ts";
@@ -26,7 +25,7 @@ import { withHorovod } from "../strategy/horovod.ts";
 import type { StrategyName } from "../strategy/names.ts";
 import { withZeRO, type ZeROStage } from "../strategy/zero.ts";
 import type { Flags } from "./args.ts";
-import { accuracy, type Batch, type DEMO_FLAGS, totals, writeReport } from "./demo-common.ts";
+import { accuracy, type Batch, type DEMO_FLAGS, labelledBatches, totals, writeReport } from "./demo-common.ts";
 import { type DemoModelName, demoModel, demoStep, evalModel } from "./demo-model.ts";
 
 /** What every rank needs to train (structured-cloned to the workers). */
@@ -132,17 +131,7 @@ export async function demoRank(ctx: RankContext, a: RankArgs): Promise<EpochReco
     trainer: ranked,
     state,
     epochs: a.epochs,
-    batches: (epoch) => {
-      const order = batcher.batches(epoch - 1);
-      return {
-        count: order.length,
-        get: (i) => {
-          const { images, labels } = gatherBatch(data.train, order[i]);
-          return { x: images, y: labels };
-        },
-        size: (b) => b.y.size * shards, // the global batch's samples
-      };
-    },
+    batches: labelledBatches(batcher, data.train, (b) => b, shards), // sized as the global batch
     evaluate: ctx.isMain
       ? (s) => ({ testAccuracy: accuracy(evalModel(model, s), ranked.fullParams()!, data.test) })
       : undefined,

@@ -1,7 +1,6 @@
 import { configure } from "../core/runtime.ts";
 import type { Tree } from "../core/tree.ts";
 import { Batcher } from "../data/batcher.ts";
-import { gatherBatch } from "../data/gather.ts";
 import { loadMnist } from "../data/mnist.ts";
 import { Rng } from "../data/rng.ts";
 import { progressMode } from "../fit/progress.ts";
@@ -12,7 +11,15 @@ import type { Precision } from "../precision/policy.ts";
 import { withPrecision } from "../precision/precision.ts";
 import { train } from "../step/train.ts";
 import { flagHelp, parseFlags } from "./args.ts";
-import { accuracy, type Batch, DEMO_FLAGS, totals, withModelDefaults, writeReport } from "./demo-common.ts";
+import {
+  accuracy,
+  type Batch,
+  DEMO_FLAGS,
+  labelledBatches,
+  totals,
+  withModelDefaults,
+  writeReport,
+} from "./demo-common.ts";
 import { demoCuda } from "./demo-cuda.ts";
 import { demoDistributed, parseDevicesFlag } from "./demo-distributed.ts";
 import { demoGpt } from "./demo-gpt.ts";
@@ -54,17 +61,7 @@ export async function demo(argv: readonly string[]): Promise<void> {
     trainer,
     state: await trainer.init(model.init(rng) as unknown as Tree),
     epochs,
-    batches: (epoch) => {
-      const order = batcher.batches(epoch - 1);
-      return {
-        count: order.length,
-        get: (i) => {
-          const { images, labels } = gatherBatch(data.train, order[i]);
-          return { x: images, y: labels };
-        },
-        size: (b) => b.y.size,
-      };
-    },
+    batches: labelledBatches(batcher, data.train, (b) => b),
     evaluate: (s) => ({ testAccuracy: accuracy(evalModel(model, s), s.params, data.test) }),
     progress: progressMode(process.stderr, flags.json),
   });
