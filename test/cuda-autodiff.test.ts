@@ -5,10 +5,7 @@
 // plait's CPU kernels), so the gradients are compared with plait's CPU valueAndGrad on the same
 // values (f32) and with a float64 run (the reference). The real PTX kernels and cuBLAS run in
 // test/cuda-gpu.test.ts and test/gpu/run.sh on a GPU.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cudaBackend } from "../ffi/cuda/backend.ts";
-import { setDeviceKernels } from "../ffi/cuda/dispatch.ts";
-import { registerCudaBackend } from "../src/core/device.ts";
+import { describe, expect, it } from "vitest";
 import {
   add,
   CudaTensor,
@@ -28,17 +25,9 @@ import {
   treeLeaves,
   valueAndGrad,
 } from "../src/index.ts";
-import { fakeDevice } from "./cuda-fake.ts";
+import { useFakeDevice } from "./cuda-fake.ts";
 
-const fake = fakeDevice();
-beforeAll(() => {
-  registerCudaBackend(fake.backend);
-  setDeviceKernels(fake.kernels);
-});
-afterAll(() => {
-  setDeviceKernels(undefined);
-  registerCudaBackend(cudaBackend);
-});
+const fake = useFakeDevice();
 
 /** Deterministic values in [-1, 1). */
 function values(n: number, seed: number): number[] {

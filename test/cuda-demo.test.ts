@@ -8,16 +8,13 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { cudaBackend } from "../ffi/cuda/backend.ts";
-import { setDeviceKernels } from "../ffi/cuda/dispatch.ts";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { CudaError } from "../ffi/cuda/errors.ts";
 import { deviceCount } from "../ffi/cuda/runtime.ts";
 import { parseFlags } from "../src/cli/args.ts";
 import { DEMO_FLAGS, withModelDefaults } from "../src/cli/demo-common.ts";
 import { demoCuda } from "../src/cli/demo-cuda.ts";
-import { registerCudaBackend } from "../src/core/device.ts";
-import { fakeDevice } from "./cuda-fake.ts";
+import { useFakeDevice } from "./cuda-fake.ts";
 
 const main = new URL("../dist/src/cli/main.js", import.meta.url).pathname;
 
@@ -71,17 +68,9 @@ describe("plait demo --device cuda:0", () => {
 });
 
 describe("the demo's loop on the fake cuda:0 (plait's wiring)", () => {
-  const fake = fakeDevice();
+  const fake = useFakeDevice();
   const out = mkdtempSync(join(tmpdir(), "plait-cuda-demo-"));
-  beforeAll(() => {
-    registerCudaBackend(fake.backend);
-    setDeviceKernels(fake.kernels);
-  });
-  afterAll(() => {
-    setDeviceKernels(undefined);
-    registerCudaBackend(cudaBackend);
-    rmSync(out, { recursive: true, force: true });
-  });
+  afterAll(() => rmSync(out, { recursive: true, force: true }));
 
   it.each(["32-true", "16-mixed"])(
     "%s: 2 epochs on 1024 digits learn (test accuracy well above chance), params stay on the device",

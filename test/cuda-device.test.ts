@@ -2,11 +2,10 @@
 // device-to-device, dispose, scope, errors that name both devices) over the fake in-memory device of cuda-fake.ts
 // swapped in for the runtime backend. matmul's argument checks on a device run before cuBLAS is
 // opened, so they are tested here too.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cudaBackend } from "../ffi/cuda/backend.ts";
-import { parseDevice, registerCudaBackend } from "../src/core/device.ts";
+import { describe, expect, it } from "vitest";
+import { parseDevice } from "../src/core/device.ts";
 import { add, CudaTensor, matmul, scope, Tensor, tanh, tensor } from "../src/index.ts";
-import { fakeDevice } from "./cuda-fake.ts";
+import { useFakeDevice } from "./cuda-fake.ts";
 
 describe("device strings", () => {
   it("accepts cpu, cuda and cuda:N", () => {
@@ -47,9 +46,7 @@ describe("device strings", () => {
 });
 
 describe("CudaTensor over a fake device", () => {
-  const fake = fakeDevice();
-  beforeAll(() => registerCudaBackend(fake.backend));
-  afterAll(() => registerCudaBackend(cudaBackend));
+  const fake = useFakeDevice({ backendOnly: true });
 
   it("round-trips every dtype: tensor(…, { device }), .to(), toArray(), .device, describe()", () => {
     for (const dtype of ["f32", "f64", "f16", "bf16", "i32", "u8"] as const) {

@@ -7,15 +7,34 @@
 // The matmul and casts reuse plait's CPU kernels (core.matmul's WASM GEMM, the CPU casts), so
 // a device result can be compared with the CPU one; the rest are direct transcriptions of the
 // .cu files' formulas.
-import type { DeviceKernels } from "../ffi/cuda/dispatch.ts";
+import { afterAll, beforeAll } from "vitest";
+import { cudaBackend } from "../ffi/cuda/backend.ts";
+import { type DeviceKernels, setDeviceKernels } from "../ffi/cuda/dispatch.ts";
 import type { AdamOnOptions, SgdOnOptions } from "../ffi/cuda/ops.ts";
 import { cast as cpuCast } from "../src/core/cast.ts";
-import { type CudaBackend, CudaTensor } from "../src/core/device.ts";
+import { type CudaBackend, CudaTensor, registerCudaBackend } from "../src/core/device.ts";
 import { matmul as cpuMatmul } from "../src/core/gemm.ts";
 import type { Tensor } from "../src/core/tensor.ts";
 
 /** A subnormal f32 becomes a zero of its sign (the optimizer kernels' rule for stored state). */
 const flush = (x: number) => (Math.abs(x) < 2 ** -126 ? (x < 0 || Object.is(x, -0) ? -0 : 0) : x);
+
+/**
+ * The fake device for the tests of one file or describe block: its backend (and, unless
+ * `backendOnly`, its kernel table) installed before them, the real ones back after them.
+ */
+export function useFakeDevice(opts: { backendOnly?: boolean } = {}) {
+  const fake = fakeDevice();
+  beforeAll(() => {
+    registerCudaBackend(fake.backend);
+    if (!opts.backendOnly) setDeviceKernels(fake.kernels);
+  });
+  afterAll(() => {
+    if (!opts.backendOnly) setDeviceKernels(undefined);
+    registerCudaBackend(cudaBackend);
+  });
+  return fake;
+}
 
 export function fakeDevice() {
   const blocks = new Map<bigint, Uint8Array>();

@@ -5,11 +5,8 @@
 // values. What this tests is plait's wiring: the optimizer and transform hooks reach the device
 // kernels with the CPU's scalars, state lives on the device, grads are freed. The PTX kernels
 // themselves run in test/gpu/run.sh on a GPU (against the same CPU runs).
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cudaBackend } from "../ffi/cuda/backend.ts";
-import { setDeviceKernels } from "../ffi/cuda/dispatch.ts";
+import { describe, expect, it } from "vitest";
 import { type Comm, shardRange } from "../src/comm/types.ts";
-import { registerCudaBackend } from "../src/core/device.ts";
 import {
   adamw,
   CudaTensor,
@@ -31,17 +28,9 @@ import {
 } from "../src/index.ts";
 import type { StepLike } from "../src/step/contract.ts";
 import { flatLayout, flatten, shardOf, unflattenInto } from "../src/strategy/flat.ts";
-import { fakeDevice } from "./cuda-fake.ts";
+import { useFakeDevice } from "./cuda-fake.ts";
 
-const fake = fakeDevice();
-beforeAll(() => {
-  registerCudaBackend(fake.backend);
-  setDeviceKernels(fake.kernels);
-});
-afterAll(() => {
-  setDeviceKernels(undefined);
-  registerCudaBackend(cudaBackend);
-});
+const fake = useFakeDevice();
 
 function values(n: number, seed: number, amp = 1): number[] {
   let s = seed >>> 0;
