@@ -26,27 +26,12 @@ import {
   valueAndGrad,
 } from "../src/index.ts";
 import { useFakeDevice } from "./cuda-fake.ts";
+import { random } from "./gemm-reference.ts";
 
 const fake = useFakeDevice();
 
 /** Deterministic values in [-1, 1). */
-function values(n: number, seed: number): number[] {
-  let s = seed >>> 0;
-  return Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 31 - 1;
-  });
-}
-
-const t = (shape: number[], seed: number, dtype: "f32" | "f64" = "f32") =>
-  tensor(
-    values(
-      shape.reduce((a, b) => a * b, 1),
-      seed,
-    ),
-    shape,
-    { dtype },
-  );
+const t = (shape: number[], seed: number, dtype: "f32" | "f64" = "f32") => random(shape, dtype, seed);
 
 type Mlp = { w1: Tensor; b1: Tensor; w2: Tensor; b2: Tensor };
 

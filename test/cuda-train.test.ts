@@ -29,25 +29,11 @@ import {
 import type { StepLike } from "../src/step/contract.ts";
 import { flatLayout, flatten, shardOf, unflattenInto } from "../src/strategy/flat.ts";
 import { useFakeDevice } from "./cuda-fake.ts";
+import { random, rng } from "./gemm-reference.ts";
 
 const fake = useFakeDevice();
 
-function values(n: number, seed: number, amp = 1): number[] {
-  let s = seed >>> 0;
-  return Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return (s / 2 ** 31 - 1) * amp;
-  });
-}
-const t = (shape: number[], seed: number, amp = 1) =>
-  tensor(
-    values(
-      shape.reduce((a, b) => a * b, 1),
-      seed,
-      amp,
-    ),
-    shape,
-  );
+const t = (shape: number[], seed: number, amp = 1) => random(shape, "f32", seed, amp);
 
 type P = { w1: Tensor; b1: Tensor; w2: Tensor; b2: Tensor };
 const params = (): P => ({ w1: t([8, 16], 1), b1: t([16], 2), w2: t([16, 4], 3), b2: t([4], 4) });
@@ -60,7 +46,7 @@ function batches(n: number, amp = 1) {
   return Array.from({ length: n }, (_, i) => ({
     x: t([6, 8], 100 + i, amp),
     y: tensor(
-      values(6, 200 + i).map((v) => Math.floor((v + 1) * 2)),
+      Array.from({ length: 6 }, rng(200 + i)).map((v) => Math.floor(v * 4)),
       [6],
       { dtype: "i32" },
     ),

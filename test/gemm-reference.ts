@@ -1,4 +1,5 @@
-// The float64 reference for the GEMM tests (test/gemm.test.ts, test/gemm-kernels.test.ts): a
+// The float64 reference for the GEMM tests (test/gemm.test.ts, test/gemm-kernels.test.ts), and the
+// seeded test values other suites use too (rng, random); the reference is a
 // triple loop in float64 and the per-element error bound of test/gemm.test.ts's header,
 // |C − ref| ≤ 2·(k + 4)·u·Σ_p |a_ip·b_pj| (+ |bias_j| + |C0_ij|) + k·tiny.
 import { expect } from "vitest";
@@ -24,11 +25,11 @@ export function rng(seed: number): () => number {
   };
 }
 
-/** A tensor of `shape` with values in [-1, 1) (rounded to dtype), and those values as numbers. */
-export function random(shape: number[], dtype: InDType | DType, seed: number): Tensor {
+/** A tensor of `shape` with values in [-amp, amp) (rounded to dtype). */
+export function random(shape: number[], dtype: InDType | DType, seed: number, amp = 1): Tensor {
   const r = rng(seed);
   const n = shape.reduce((x, y) => x * y, 1);
-  const values = Array.from({ length: n }, () => r() * 2 - 1);
+  const values = Array.from({ length: n }, () => (r() * 2 - 1) * amp);
   return tensor(dtype === "f64" ? Float64Array.from(values) : values, shape, { dtype });
 }
 
