@@ -2,7 +2,6 @@
 // NcclComm on a real GPU, without vitest: node test/gpu/nccl.mjs <tests.json>. Run by
 // test/gpu/run.sh. Each case records { name, ok, ms, error? }; the exit status is 1 when any failed.
 import { spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { loadNccl, ncclUniqueId } from "../../dist/ffi/nccl.js";
@@ -10,23 +9,10 @@ import { localComm } from "../../dist/src/comm/local.js";
 import { NcclComm, shareUniqueId } from "../../dist/src/comm/nccl.js";
 import { TcpStore } from "../../dist/src/comm/rendezvous.js";
 import { Buf, fromBf16, toBf16 } from "./device.mjs";
+import { cases } from "./harness.mjs";
 
-const results = [];
+const { assert, test, finish } = cases();
 const file = process.argv[2] ?? "tests.json";
-function assert(cond, what) {
-  if (!cond) throw new Error(`assertion failed: ${what}`);
-}
-async function test(name, fn) {
-  const t0 = performance.now();
-  try {
-    const info = await fn();
-    results.push({ name, ok: true, ms: +(performance.now() - t0).toFixed(1), ...(info ? { info } : {}) });
-    console.log(`ok   ${name}`);
-  } catch (e) {
-    results.push({ name, ok: false, ms: +(performance.now() - t0).toFixed(1), error: `${e.name}: ${e.message}` });
-    console.log(`FAIL ${name}: ${e.stack ?? e}`);
-  }
-}
 const f32 = (buf) => Array.from(new Float32Array(buf.download().buffer));
 const rejects = async (p, re) => {
   try {
@@ -172,5 +158,4 @@ await test("two processes, rank 1 never calls: rank 0 times out and aborts", asy
   return rs;
 });
 
-writeFileSync(file, `${JSON.stringify({ ok: results.every((r) => r.ok), results }, null, 1)}\n`);
-process.exit(results.every((r) => r.ok) ? 0 : 1);
+finish(file);

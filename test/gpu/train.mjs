@@ -7,7 +7,6 @@
 // (withDDP on 2 when CUDA reports 2 devices, as 2 processes meeting at a TCP store). Each case
 // records { name, ok, ms, info?, error? }; the exit status is 1 when any failed.
 import { spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { deviceCount } from "../../dist/ffi/cuda/runtime.js";
@@ -15,12 +14,8 @@ import {
   adamw,
   cast,
   localComm,
-  matmul,
   ncclWorld,
-  relu,
   sgd,
-  softmaxCrossEntropy,
-  tensor,
   train,
   treeLeaves,
   valueAndGrad,
@@ -30,57 +25,12 @@ import {
   withGradClip,
   withZeRO,
 } from "../../dist/src/index.js";
+import { cases, labels, mlpLoss as loss, mlpParams as params, t } from "./harness.mjs";
 
-const results = [];
+const { results, assert, test, finish } = cases();
 const file = process.argv[2] ?? "train.json";
-const assert = (cond, what) => {
-  if (!cond) throw new Error(`assertion failed: ${what}`);
-};
-async function test(name, fn) {
-  const t0 = performance.now();
-  try {
-    const info = await fn();
-    results.push({ name, ok: true, ms: +(performance.now() - t0).toFixed(1), ...(info ? { info } : {}) });
-    console.log(`ok   ${name}`);
-  } catch (e) {
-    results.push({ name, ok: false, ms: +(performance.now() - t0).toFixed(1), error: `${e.name}: ${e.message}` });
-    console.log(`FAIL ${name}: ${e.stack ?? e}`);
-  }
-}
 
-/** Deterministic values in [-amp, amp). */
-function values(n, seed, amp = 1) {
-  let s = seed >>> 0;
-  return Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return (s / 2 ** 31 - 1) * amp;
-  });
-}
-const t = (shape, seed, amp = 1, dtype = "f32") =>
-  tensor(
-    values(
-      shape.reduce((a, b) => a * b, 1),
-      seed,
-      amp,
-    ),
-    shape,
-    { dtype },
-  );
-const params = (dtype = "f32") => ({
-  w1: t([784, 64], 1, 0.05, dtype),
-  b1: t([64], 2, 0.1, dtype),
-  w2: t([64, 10], 3, 0.2, dtype),
-  b2: t([10], 4, 0.1, dtype),
-});
-const loss = (p, b) => softmaxCrossEntropy(matmul(relu(matmul(b.x, p.w1, { bias: p.b1 })), p.w2, { bias: p.b2 }), b.y);
-const batch = (i, amp = 1) => ({
-  x: t([32, 784], 100 + i, amp),
-  y: tensor(
-    values(32, 200 + i).map((v) => Math.floor((v + 1) * 5)),
-    [32],
-    { dtype: "i32" },
-  ),
-});
+const batch = (i, amp = 1) => ({ x: t([32, 784], 100 + i, amp), y: labels(32, 200 + i) });
 const toDev = (tree, device = "cuda:0") => Object.fromEntries(Object.entries(tree).map(([k, v]) => [k, v.to(device)]));
 
 /** Largest |got − want| / (1 + |want|) over all elements. */
@@ -238,5 +188,4 @@ if (gpus >= 2) {
 } else
   results.push({ name: "two processes: withDDP over NcclComm", ok: true, skipped: `CUDA reports ${gpus} device(s)` });
 
-writeFileSync(file, `${JSON.stringify({ results }, null, 2)}\n`);
-process.exit(results.every((r) => r.ok) ? 0 : 1);
+finish(file);
