@@ -6,12 +6,20 @@ import { bytesOf, DTYPES, type DType } from "../core/dtype.ts";
 import { checkOptions } from "../core/options.ts";
 import { runtime } from "../core/runtime.ts";
 import { checkTensor, Tensor } from "../core/tensor.ts";
-import { type Tree, treeFlatten } from "../core/tree.ts";
+import type { Tree } from "../core/tree.ts";
 import { CommError, type CommFailure, describeError } from "./errors.ts";
 import { OP_CODE, REDUCE_KERNEL, SCRATCH_BYTES } from "./reduce.ts";
 import { DEFAULT_TIMEOUT_MS } from "./shm.ts";
 import { type CollectiveOptions, type Comm, REDUCE_OPS, type ReduceOp, shardRange } from "./types.ts";
-import { checkOp, checkReducible, checkRoot, checkTimeout, checkTimeoutMs, leavesOf } from "./validate.ts";
+import {
+  checkOp,
+  checkReducible,
+  checkRoot,
+  checkTimeout,
+  checkTimeoutMs,
+  flattenForComm,
+  hashKey,
+} from "./validate.ts";
 
 // The MPI communicator. Each call first exchanges a small descriptor with every peer (point to
 // point, on a communicator of its own): that is where mismatched calls and ranks that never come
@@ -238,17 +246,12 @@ export class MpiComm implements Comm {
   async allReduce<T extends Tree>(x: T, op: ReduceOp, opts?: CollectiveOptions): Promise<T> {
     checkOp("allReduce", op);
     const timeoutMs = opts === undefined ? this.timeoutMs : checkTimeout("allReduce", opts, this.timeoutMs);
-    let leaves: Tensor[];
-    if (x instanceof Tensor) {
-      leaves = [checkTensor("allReduce", "x", x)];
-      checkReducible("allReduce", leaves[0], op);
-    } else {
-      leaves = leavesOf("allReduce", x);
-      for (const [i, leaf] of leaves.entries()) checkReducible("allReduce", leaf, op, `x leaf ${i}`);
-    }
+    const { leaves, key } = flattenForComm("allReduce", x);
+    if (x instanceof Tensor) checkReducible("allReduce", leaves[0], op);
+    else for (const [i, leaf] of leaves.entries()) checkReducible("allReduce", leaf, op, `x leaf ${i}`);
     checkBytes("allReduce", leaves);
     await this.run("allReduce", timeoutMs, opts?.signal, async (call) => {
-      await this.arrive(call, describe(KIND.allReduce, x, leaves, OP_CODE[op], 0));
+      await this.arrive(call, describe(KIND.allReduce, key, leaves, OP_CODE[op], 0));
       for (const leaf of leaves) await this.reduceLeaf(call, leaf, op);
     });
     return x;
@@ -256,11 +259,11 @@ export class MpiComm implements Comm {
 
   async broadcast<T extends Tree>(x: T, root: number, opts?: CollectiveOptions): Promise<T> {
     const timeoutMs = checkTimeout("broadcast", opts, this.timeoutMs);
-    const leaves = leavesOf("broadcast", x);
+    const { leaves, key } = flattenForComm("broadcast", x);
     checkRoot("broadcast", root, this.worldSize);
     checkBytes("broadcast", leaves);
     await this.run("broadcast", timeoutMs, opts?.signal, async (call) => {
-      await this.arrive(call, describe(KIND.broadcast, x, leaves, 0, root));
+      await this.arrive(call, describe(KIND.broadcast, key, leaves, 0, root));
       const { fn, abi } = this.mpi;
       for (const t of leaves) {
         if (t.byteLength === 0) continue;
@@ -281,7 +284,7 @@ export class MpiComm implements Comm {
     checkBytes("allGather", [x]);
     let out: Tensor | undefined;
     await this.run("allGather", timeoutMs, opts?.signal, async (call) => {
-      await this.arrive(call, describe(KIND.allGather, x, [x], 0, 0));
+      await this.arrive(call, describe(KIND.allGather, "", [x], 0, 0));
       out = new Tensor([this.worldSize * x.size], x.dtype);
       if (x.byteLength === 0) return;
       const { fn, abi } = this.mpi;
@@ -313,7 +316,7 @@ export class MpiComm implements Comm {
     checkBytes("reduceScatter", [x]);
     let out: Tensor | undefined;
     await this.run("reduceScatter", timeoutMs, opts?.signal, async (call) => {
-      await this.arrive(call, describe(KIND.reduceScatter, x, [x], OP_CODE[op], 0));
+      await this.arrive(call, describe(KIND.reduceScatter, "", [x], OP_CODE[op], 0));
       const n = this.worldSize;
       const shards = Array.from({ length: n }, (_, s) => shardRange(x.size, n, s));
       out = new Tensor([shards[this.rank].count], x.dtype);
@@ -326,7 +329,7 @@ export class MpiComm implements Comm {
     const timeoutMs = opts === undefined ? this.timeoutMs : checkTimeout("barrier", opts, this.timeoutMs);
     // every rank's descriptor reaching every rank is itself the barrier
     await this.run("barrier", timeoutMs, opts?.signal, (call) =>
-      this.arrive(call, describe(KIND.barrier, undefined, [], 0, 0)),
+      this.arrive(call, describe(KIND.barrier, "", [], 0, 0)),
     );
   }
 
@@ -840,19 +843,14 @@ function checkBytes(name: string, leaves: Tensor[]): void {
   }
 }
 
-/** A call's descriptor: kind, dtype, op, element count, root, leaf count, and a hash of the tree. */
-function describe(kind: number, x: Tree | undefined, leaves: Tensor[], op: number, root: number): number[] {
+/**
+ * A call's descriptor: kind, dtype, op, element count, root, leaf count, and a hash of the tree
+ * (its structure key, "" for a lone Tensor, with the leaves' dtypes and sizes; 0 without a tree).
+ */
+function describe(kind: number, key: string, leaves: Tensor[], op: number, root: number): number[] {
   const dtypes = new Set(leaves.map((t) => t.dtype));
   const dtype = dtypes.size === 1 ? DTYPES.indexOf(leaves[0].dtype) : dtypes.size === 0 ? -1 : MIXED;
   const count = leaves.reduce((s, t) => s + t.size, 0) | 0;
-  const tree = x === undefined || x instanceof Tensor ? 0 : treeHash(x, leaves);
+  const tree = key === "" ? 0 : hashKey(`${key}|${leaves.map((t) => `${t.dtype}${t.size}`).join(",")}`);
   return [0, kind, dtype, op, count, root, leaves.length, tree];
-}
-
-/** A 32-bit FNV-1a hash of a tree's structure and its leaves' dtypes and sizes. */
-function treeHash(x: Tree, leaves: Tensor[]): number {
-  const key = `${treeFlatten(x).def.key}|${leaves.map((t) => `${t.dtype}${t.size}`).join(",")}`;
-  let h = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
-  return h | 0 || 1;
 }

@@ -2,13 +2,21 @@ import { bytesOf, DTYPES, type DType } from "../core/dtype.ts";
 import { checkOptions } from "../core/options.ts";
 import { runtime } from "../core/runtime.ts";
 import { checkTensor, Tensor } from "../core/tensor.ts";
-import { type Tree, treeFlatten } from "../core/tree.ts";
+import type { Tree } from "../core/tree.ts";
 import { CommError, describeError } from "./errors.ts";
 import { OP_CODE, REDUCE_KERNEL, SCRATCH_BYTES } from "./reduce.ts";
 import { Control, D, H, R, STATE } from "./shm-control.ts";
 import { type Call, DEFAULT_SPIN_MS, Rendezvous } from "./shm-wait.ts";
 import { type CollectiveOptions, type Comm, REDUCE_OPS, type ReduceOp, shardRange } from "./types.ts";
-import { checkOp, checkReducible, checkRoot, checkTimeout, checkTimeoutMs, leavesOf } from "./validate.ts";
+import {
+  checkOp,
+  checkReducible,
+  checkRoot,
+  checkTimeout,
+  checkTimeoutMs,
+  flattenForComm,
+  hashKey,
+} from "./validate.ts";
 
 const KIND = { allReduce: 1, broadcast: 2, allGather: 3, reduceScatter: 4, barrier: 5 } as const;
 const KIND_NAMES = ["?", "allReduce", "broadcast", "allGather", "reduceScatter", "barrier"];
@@ -128,9 +136,9 @@ export class ShmComm implements Comm {
       }
       return x;
     }
-    const leaves = leavesOf("allReduce", x);
+    const { leaves, key } = flattenForComm("allReduce", x);
     for (const [i, leaf] of leaves.entries()) checkReducible("allReduce", leaf, op, `x leaf ${i}`);
-    const tree = treeHash(x);
+    const tree = hashKey(key);
     if (this.busy) await this.turn();
     this.busy = true;
     try {
@@ -151,9 +159,9 @@ export class ShmComm implements Comm {
 
   async broadcast<T extends Tree>(x: T, root: number, opts?: CollectiveOptions): Promise<T> {
     const timeoutMs = checkTimeout("broadcast", opts, this.timeoutMs);
-    const leaves = leavesOf("broadcast", x);
+    const { leaves, key } = flattenForComm("broadcast", x);
     checkRoot("broadcast", root, this.worldSize);
-    const tree = x instanceof Tensor ? 0 : treeHash(x);
+    const tree = x instanceof Tensor ? 0 : hashKey(key);
     if (this.busy) await this.turn();
     this.busy = true;
     try {
@@ -599,9 +607,3 @@ type ReduceKernel = (...args: number[]) => void;
 const DTYPE_CODE = Object.fromEntries(DTYPES.map((d, i) => [d, i])) as Record<DType, number>;
 
 /** A 32-bit FNV-1a hash of a tree's structure, so ranks with different structures are told apart. */
-function treeHash(x: Tree): number {
-  const key = treeFlatten(x).def.key;
-  let h = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
-  return h | 0 || 1;
-}

@@ -20,15 +20,30 @@ export function checkOp(name: string, op: unknown): ReduceOp {
 
 /** The leaves of a tensor or tree (each checked), in treeFlatten order. */
 export function leavesOf(name: string, x: unknown): Tensor[] {
-  if (x instanceof Tensor) return [checkTensor(name, "x", x)];
-  let leaves: Tensor[];
+  return flattenForComm(name, x).leaves;
+}
+
+/**
+ * leavesOf and, from the same flatten, the tree's structure key (treeFlatten's def.key; "" for
+ * a lone Tensor), which ranks hash to agree that they called with the same tree.
+ */
+export function flattenForComm(name: string, x: unknown): { leaves: Tensor[]; key: string } {
+  if (x instanceof Tensor) return { leaves: [checkTensor(name, "x", x)], key: "" };
+  let flat: ReturnType<typeof treeFlatten>;
   try {
-    leaves = treeFlatten(x as Tree).leaves;
+    flat = treeFlatten(x as Tree);
   } catch (e) {
     throw new TypeError(`plait: ${name}: argument x must be a Tensor or a tree of Tensors: ${(e as Error).message}`);
   }
-  for (const [i, t] of leaves.entries()) checkTensor(name, `x leaf ${i}`, t);
-  return leaves;
+  for (const [i, t] of flat.leaves.entries()) checkTensor(name, `x leaf ${i}`, t);
+  return { leaves: flat.leaves, key: flat.def.key };
+}
+
+/** A 32-bit FNV-1a hash of `key`, never 0 (a call descriptor's 0 means no tree). */
+export function hashKey(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  return h | 0 || 1;
 }
 
 export function checkReducible(name: string, x: Tensor, op: ReduceOp, what = "x"): void {

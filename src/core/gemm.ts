@@ -75,8 +75,9 @@ export function matmul(a: Tensor, b: Tensor, opts?: GemmOptions): Tensor {
   if (m === 0 || n === 0) return c;
   const kernel = KERNELS[a.dtype]!;
   const { arena, k: kernels, pool } = runtime();
-  const tile = kernel.chosen ? gemmKernel() : F64_TILE;
-  const fn = kernel.chosen ? exportOf(kernel.type, gemmKernel()) : kernel.type;
+  const choice = kernel.chosen ? gemmKernel() : undefined; // once: a repeated timing may change it
+  const tile = choice ?? F64_TILE;
+  const fn = choice ? exportOf(kernel.type, choice) : kernel.type;
   const e = bytesOf(a.dtype);
   const o = bytesOf(kernel.out);
   // A(i, p) = a[i*rsa + p*csa], B(p, j) = b[p*rsb + j*csb], in elements.
