@@ -132,6 +132,12 @@ export class CudaTensor {
 /** Either kind of tensor. */
 export type AnyTensor = Tensor | CudaTensor;
 
+/** Whether `t` is a CudaTensor: where an op, a step or a strategy branches to its device form. */
+export const isCuda = (t: unknown): t is CudaTensor => t instanceof CudaTensor;
+
+/** Whether any of `xs` is a CudaTensor. */
+export const anyCuda = (xs: readonly unknown[]): boolean => xs.some(isCuda);
+
 /** The device a tensor lives on. */
 export const deviceOf = (t: AnyTensor): Device => (t instanceof CudaTensor ? t.device : "cpu");
 

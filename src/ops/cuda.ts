@@ -14,9 +14,6 @@ import { checkOptions } from "../core/options.ts";
 import { shapeStr, typeName } from "../core/tensor.ts";
 import { deviceTapeFor } from "./deviceTape.ts";
 
-/** Whether any of `args` lives on a CUDA device (then the op dispatches here). */
-export const onDevice = (...args: unknown[]): boolean => args.some((x) => x instanceof CudaTensor);
-
 /** matmul's options on a device (bias a CudaTensor). */
 export interface DeviceMatmulOptions {
   transA?: boolean;

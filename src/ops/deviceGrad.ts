@@ -9,9 +9,6 @@ import { type Tree, treeFlatten, treeUnflatten } from "../core/tree.ts";
 import { DeviceTape, withDeviceTape } from "./deviceTape.ts";
 import type { GradContext, LossAndGrads } from "./valueAndGrad.ts";
 
-/** Whether the params' leaves live on a CUDA device (then valueAndGrad runs here). */
-export const paramsOnDevice = (leaves: readonly unknown[]): boolean => leaves.some((p) => p instanceof CudaTensor);
-
 const FLOATS = ["f32", "f16", "bf16"];
 
 /** valueAndGrad's step on device params (valueAndGrad.ts checks lossScale and calls this). */

@@ -1,12 +1,12 @@
 import { blasFor } from "../../ffi/blas.ts";
 import { type HalfDType, isHalf, roundThrough, toDType } from "../core/castInto.ts";
-import type { CudaTensor } from "../core/device.ts";
+import { anyCuda, type CudaTensor } from "../core/device.ts";
 import * as gemm from "../core/gemm.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { bmm } from "./bmm.ts";
 import { colSums } from "./broadcast.ts";
 import { checkInput } from "./check.ts";
-import { type DeviceMatmulOptions, deviceMatmul, onDevice } from "./cuda.ts";
+import { type DeviceMatmulOptions, deviceMatmul } from "./cuda.ts";
 import { type GradSink, tapeFor } from "./tape.ts";
 
 export interface MatmulOptions {
@@ -43,7 +43,7 @@ export function matmul(
   b: Tensor | CudaTensor,
   opts: MatmulOptions | DeviceMatmulOptions = {},
 ): Tensor | CudaTensor {
-  if (onDevice(a, b, opts?.bias)) return deviceMatmul(a, b, opts);
+  if (anyCuda([a, b, opts?.bias])) return deviceMatmul(a, b, opts);
   return cpuMatmul(a as Tensor, b as Tensor, opts as MatmulOptions);
 }
 

@@ -1,11 +1,11 @@
 import { isHalf } from "../core/castInto.ts";
-import type { CudaTensor } from "../core/device.ts";
+import { anyCuda, type CudaTensor } from "../core/device.ts";
 import type { DType } from "../core/dtype.ts";
 import { full } from "../core/fill.ts";
 import { scope } from "../core/scope.ts";
 import { shapeStr, Tensor, zeros } from "../core/tensor.ts";
 import { type Tree, treeFlatten, treeUnflatten } from "../core/tree.ts";
-import { deviceValueAndGrad, paramsOnDevice } from "./deviceGrad.ts";
+import { deviceValueAndGrad } from "./deviceGrad.ts";
 import { gradDTypeOf, Tape, withTape } from "./tape.ts";
 
 /** What an outer transform hands the step (the rest of the step contract's Ctx is ignored here). */
@@ -49,7 +49,7 @@ export function valueAndGrad<B>(
       throw new RangeError(`plait: valueAndGrad: ctx.lossScale must be a finite number > 0, got ${lossScale}`);
     }
     const { leaves, def } = treeFlatten(params);
-    if (paramsOnDevice(leaves)) return deviceValueAndGrad(lossFn, params, batch, ctx, lossScale); // ops/deviceGrad.ts
+    if (anyCuda(leaves)) return deviceValueAndGrad(lossFn, params, batch, ctx, lossScale); // ops/deviceGrad.ts
     const computeDType = ctx.computeDType ?? leaves[0]?.dtype ?? "f32";
     checkLeaves(leaves, computeDType, ctx.computeDType !== undefined);
     return scope(() => {

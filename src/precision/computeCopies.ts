@@ -1,8 +1,9 @@
 import { castInto, type HalfDType } from "../core/castInto.ts";
+import { isCuda } from "../core/device.ts";
 import { isFloat } from "../core/dtype.ts";
 import { Tensor } from "../core/tensor.ts";
 import { type Tree, treeFlatten, treeUnflatten } from "../core/tree.ts";
-import { deviceHalfCopy, isDeviceLeaf } from "./device.ts";
+import { deviceHalfCopy } from "./device.ts";
 import type { CastPolicy } from "./policy.ts";
 
 /**
@@ -26,9 +27,13 @@ export function computeCopies(
         );
       }
       if (!policy(leaf)) return leaf;
-      const copy = isDeviceLeaf(leaf) ? deviceHalfCopy(leaf, dtype) : new Tensor(leaf.shape, dtype); // precision/device.ts
+      if (isCuda(leaf)) {
+        const copy = deviceHalfCopy(leaf, dtype); // precision/device.ts: cast on the device
+        made.push(copy);
+        return copy;
+      }
+      const copy = new Tensor(leaf.shape, dtype);
       made.push(copy);
-      if (isDeviceLeaf(leaf)) return copy;
       castInto(leaf, copy);
       return copy;
     });

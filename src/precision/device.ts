@@ -7,8 +7,6 @@ import { CudaTensor } from "../core/device.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { type Tree, type TreeDef, treeUnflatten } from "../core/tree.ts";
 
-export const isDeviceLeaf = (t: unknown): boolean => t instanceof CudaTensor;
-
 /** A half copy of f32 device master `leaf` (a new tensor on its device). */
 export function deviceHalfCopy(leaf: Tensor, dtype: HalfDType): Tensor {
   return deviceKernels().cast(leaf as unknown as CudaTensor, dtype) as unknown as Tensor;

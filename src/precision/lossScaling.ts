@@ -1,8 +1,9 @@
 import { unscaleAndCheckFinite } from "../core/cast.ts";
+import { anyCuda } from "../core/device.ts";
 import { Tensor } from "../core/tensor.ts";
 import { type Tree, treeFlatten, treeUnflatten } from "../core/tree.ts";
 import { type Ctx, type StepOut, stateOf, withState } from "../step/contract.ts";
-import { deviceUnscaleLeaves, isDeviceLeaf } from "./device.ts";
+import { deviceUnscaleLeaves } from "./device.ts";
 import { adjustScaler, type LossScaler } from "./scaler.ts";
 import { checkScaler } from "./scalerOption.ts";
 
@@ -83,7 +84,7 @@ export function unscale(out: StepOut): { out: StepOut; finite: boolean } {
 
 function unscaleLeaves(tree: Tree, scale: number): { grads: Tree; finite: boolean } {
   const { leaves, def } = treeFlatten(tree);
-  if (leaves.some(isDeviceLeaf)) return deviceUnscaleLeaves(leaves, def, scale); // precision/device.ts
+  if (anyCuda(leaves)) return deviceUnscaleLeaves(leaves, def, scale); // precision/device.ts
   let finite = true;
   const out = leaves.map((g) => {
     if (g.dtype === "f32") {

@@ -1,11 +1,12 @@
 import { scale } from "../core/arith.ts";
 import { clamp } from "../core/clamp.ts";
+import { isCuda } from "../core/device.ts";
 import { checkOptions } from "../core/options.ts";
 import { maxAbs, sumSquares } from "../core/reduce.ts";
 import { tensor } from "../core/tensor.ts";
 import { treeLeaves } from "../core/tree.ts";
 import type { Ctx, Step, StepLike, StepOut } from "./contract.ts";
-import { deviceScaleInPlace, deviceSumSquares, isDeviceGrad } from "./device.ts";
+import { deviceScaleInPlace, deviceSumSquares } from "./device.ts";
 import { transform } from "./transform.ts";
 
 export type ClipOptions = { maxNorm: number; normType?: 2 | "inf" } | { value: number };
@@ -46,8 +47,7 @@ export function withGradClip<B>(step: StepLike<B>, opts: ClipOptions): Step<B> {
       const norm = (await globalNorm(out, ctx, clip.normType)) / s;
       // torch: coef = maxNorm / (norm + 1e-6), applied only when it is below 1
       const coef = clip.maxNorm / (norm + 1e-6);
-      if (coef < 1)
-        for (const g of treeLeaves(out.grads)) isDeviceGrad(g) ? deviceScaleInPlace(g, coef) : scale(g, coef, g); // step/device.ts
+      if (coef < 1) for (const g of treeLeaves(out.grads)) isCuda(g) ? deviceScaleInPlace(g, coef) : scale(g, coef, g); // step/device.ts
       return { ...out, metrics: { ...out.metrics, gradNorm: norm } };
     },
   });
@@ -92,7 +92,7 @@ async function globalNorm(out: StepOut, ctx: Ctx, normType: 2 | "inf"): Promise<
   const leaves = treeLeaves(out.grads);
   let acc = 0;
   for (const g of leaves)
-    acc = normType === 2 ? acc + (isDeviceGrad(g) ? deviceSumSquares(g) : sumSquares(g)) : Math.max(acc, maxAbs(g)); // step/device.ts
+    acc = normType === 2 ? acc + (isCuda(g) ? deviceSumSquares(g) : sumSquares(g)) : Math.max(acc, maxAbs(g)); // step/device.ts
   if (out.shardedGrads && ctx.worldSize > 1) {
     const t = tensor([acc], [1], { dtype: "f64" });
     await ctx.comm.allReduce(t, normType === 2 ? "sum" : "max");

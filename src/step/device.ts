@@ -3,9 +3,7 @@
 // clip.ts with one-line branches; the max norm and value clipping have no device kernel and
 // refuse a device gradient in their argument check, naming the device.
 import { deviceKernels } from "../../ffi/cuda/dispatch.ts";
-import { CudaTensor } from "../core/device.ts";
-
-export const isDeviceGrad = (g: unknown): g is CudaTensor => g instanceof CudaTensor;
+import type { CudaTensor } from "../core/device.ts";
 
 /** Σ g² of an f32 device gradient (waits for the device to read it). */
 export const deviceSumSquares = (g: CudaTensor): number => deviceKernels().sum(g, { square: true });

@@ -1,8 +1,9 @@
 import type { Comm, ReduceOp } from "../comm/types.ts";
+import { anyCuda } from "../core/device.ts";
 import type { DType } from "../core/dtype.ts";
 import { runtime } from "../core/runtime.ts";
 import { Tensor } from "../core/tensor.ts";
-import { anyOnDevice, deviceAllReduceBuckets } from "./device.ts";
+import { deviceAllReduceBuckets } from "./device.ts";
 
 /** Bucket size limits in bytes: the first bucket of each dtype, and every later one. */
 export interface BucketLimits {
@@ -91,7 +92,7 @@ export async function allReduceBuckets(
   buckets: readonly number[][],
   op: ReduceOp,
 ): Promise<void> {
-  if (anyOnDevice(leaves)) return deviceAllReduceBuckets(comm, leaves, buckets, op, IN_PLACE_BYTES); // strategy/device.ts
+  if (anyCuda(leaves)) return deviceAllReduceBuckets(comm, leaves, buckets, op, IN_PLACE_BYTES); // strategy/device.ts
   if (comm.fusesLeaves) {
     // one collective per bucket, every leaf where it is (a bucket holds one dtype)
     for (const bucket of buckets) {

@@ -11,8 +11,6 @@ import { CudaTensor, copyWithin } from "../core/device.ts";
 import type { DType } from "../core/dtype.ts";
 import { Tensor } from "../core/tensor.ts";
 
-export const anyOnDevice = (leaves: readonly unknown[]): boolean => leaves.some((t) => t instanceof CudaTensor);
-
 /** allReduceBuckets for device gradients: the same buckets and in-place rule, the flat tensor on the device. */
 export async function deviceAllReduceBuckets(
   comm: Comm,

@@ -1,7 +1,8 @@
+import { anyCuda, isCuda } from "../core/device.ts";
 import { type DType, isFloat } from "../core/dtype.ts";
 import { runtime } from "../core/runtime.ts";
 import { type Shape, Tensor } from "../core/tensor.ts";
-import { anyOnDevice, deviceFlatten, deviceShardOf, deviceUnflattenInto } from "./device.ts";
+import { deviceFlatten, deviceShardOf, deviceUnflattenInto } from "./device.ts";
 
 /**
  * How a group of leaves lies in one flat vector: end to end in order, padded with zeros to a
@@ -40,7 +41,7 @@ const copy = (dst: number, src: number, bytes: number) =>
 
 /** A new tensor of layout.shardSize·worldSize elements of `dtype`: `leaves` (of that dtype) end to end, then zeros. */
 export function flatten(layout: FlatLayout, leaves: readonly Tensor[], dtype: DType): Tensor {
-  if (anyOnDevice(leaves)) return deviceFlatten(layout.shardSize * layout.worldSize, leaves, dtype); // strategy/device.ts
+  if (anyCuda(leaves)) return deviceFlatten(layout.shardSize * layout.worldSize, leaves, dtype); // strategy/device.ts
   const flat = new Tensor([layout.shardSize * layout.worldSize], dtype);
   let at = flat.ptr;
   for (const t of leaves) {
@@ -53,7 +54,7 @@ export function flatten(layout: FlatLayout, leaves: readonly Tensor[], dtype: DT
 
 /** Copies the flat vector (at least layout.total elements) back into `leaves`. */
 export function unflattenInto(flat: Tensor, leaves: readonly Tensor[]): void {
-  if (anyOnDevice([flat])) {
+  if (isCuda(flat)) {
     deviceUnflattenInto(flat, leaves); // strategy/device.ts
     return;
   }
@@ -66,7 +67,7 @@ export function unflattenInto(flat: Tensor, leaves: readonly Tensor[]): void {
 
 /** A new tensor holding rank `rank`'s shard of the flat vector. */
 export function shardOf(layout: FlatLayout, flat: Tensor, rank: number): Tensor {
-  if (anyOnDevice([flat])) return deviceShardOf(layout.shardSize, flat, rank); // strategy/device.ts
+  if (isCuda(flat)) return deviceShardOf(layout.shardSize, flat, rank); // strategy/device.ts
   const shard = new Tensor([layout.shardSize], flat.dtype);
   copy(shard.ptr, flat.ptr + rank * shard.byteLength, shard.byteLength);
   return shard;

@@ -1,4 +1,5 @@
 import type { Comm } from "../comm/types.ts";
+import { isCuda } from "../core/device.ts";
 import type { DType } from "../core/dtype.ts";
 import { keep } from "../core/scope.ts";
 import { type Shape, shapeStr, Tensor } from "../core/tensor.ts";
@@ -14,7 +15,7 @@ import {
 import type { LossScaling } from "../precision/lossScaling.ts";
 import { type Ctx, type Init, type InitCtx, type Step, type StepLike, stateOf, withState } from "../step/contract.ts";
 import { transform } from "../step/transform.ts";
-import { anyOnDevice, castAnywhere, tensorLike } from "./device.ts";
+import { castAnywhere, tensorLike } from "./device.ts";
 import { type FlatLayout, flatLayout, flatten, shardOf, unflattenInto } from "./flat.ts";
 import { enterStrategy } from "./nesting.ts";
 import { syncParams } from "./syncParams.ts";
@@ -236,9 +237,7 @@ function shardsOf(op: string, params: Tree, l: Layout, computeDType: DType | und
     Array.isArray(shards) &&
     Object.keys(params).length === 1 &&
     shards.length === sizes.length &&
-    shards.every(
-      (t, u) => (t instanceof Tensor || anyOnDevice([t])) && t.size === sizes[u] && t.dtype === shards[0].dtype,
-    );
+    shards.every((t, u) => (t instanceof Tensor || isCuda(t)) && t.size === sizes[u] && t.dtype === shards[0].dtype);
   if (!ok) {
     throw new TypeError(
       `plait: ${op}: the params must be this rank's shards as trainer.init makes them ({ shards: [${sizes.map((n) => `[${n}]`).join(", ")}] }, one dtype)`,
