@@ -37,7 +37,15 @@ import { type RatioCheck, report } from "./lib/report.ts";
 
 const BLOCK = 20; // steps per timed block
 const ROUNDS = 25;
-const WARMUP = 40;
+// Warm-up: rounds of WARM_STEPS steps per precision until the process's CPU time stays within
+// 3% of the wall time for SETTLED rounds in a row (V8's background compiler and GC threads,
+// which process CPU time counts, have gone quiet), at least MIN_WARM and at most MAX_WARM steps
+// per precision. A fixed 40 steps left those threads busy for the first ~2000 steps of a
+// process and charged their time to whichever precision was running.
+const WARM_STEPS = 50;
+const MIN_WARM = 300;
+const MAX_WARM = 3000;
+const SETTLED = 3;
 
 interface Batch {
   x: Tensor;
@@ -56,6 +64,8 @@ interface Child {
   results: Result[];
   /** CPU time of one pass that mixed precision adds to a step, in ms, by name. */
   passes: Record<string, number>;
+  /** Warm-up steps per precision before the timed blocks. */
+  warmSteps: number;
 }
 
 const VARIANTS: { name: string; precision: Precision; masterWeights?: boolean }[] = [
@@ -95,7 +105,14 @@ async function measure(): Promise<Child> {
       return { v, steps, bytes, grads: () => gradBytes, blocks: [] as number[] };
     }),
   );
-  for (const r of runs) await r.steps(WARMUP);
+  let warm = 0;
+  for (let settled = 0; warm < MIN_WARM || (settled < SETTLED && warm < MAX_WARM); warm += WARM_STEPS) {
+    const t0 = process.cpuUsage();
+    const w0 = performance.now();
+    for (const r of runs) await r.steps(WARM_STEPS);
+    const t = process.cpuUsage(t0);
+    settled = (t.user + t.system) / 1000 <= 1.03 * (performance.now() - w0) ? settled + 1 : 0;
+  }
   for (let round = 0; round < ROUNDS; round++) {
     for (const r of runs) {
       const t0 = process.cpuUsage();
@@ -111,14 +128,15 @@ async function measure(): Promise<Child> {
     gradBytes: r.grads(),
   }));
   const blas = blasStatus();
-  return { gemm: blas.inUse ? `BLAS (${blas.vendor ?? "system"})` : "WASM GEMM", results, passes: passes() };
+  const gemm = blas.inUse ? `BLAS (${blas.vendor ?? "system"})` : "WASM GEMM";
+  return { gemm, results, passes: passes(), warmSteps: warm };
 }
 
 /**
  * The passes over data that 16-mixed / bf16-mixed add to this model's step, each timed alone
- * (median of blocks of CPU time): the weight's cast into its compute copy (784×256), the
- * rounding of the batch through the half dtype (64×784, the BLAS path) or its cast (the WASM
- * path), the compute copy widened for the BLAS, and the unscale + finite check of the weight's
+ * (median of blocks of CPU time): the weight's compute copy (784×256) — cast to half for the
+ * WASM GEMM, rounded through half into f32 for the BLAS (the HalfCopy is then never cast) —, the
+ * batch (64×784) cast or rounded likewise, and the unscale + finite check of the weight's
  * gradient (16-mixed). The WASM path's widening inside the GEMM packing is not a pass of its own.
  */
 function passes(): Record<string, number> {
@@ -133,10 +151,13 @@ function passes(): Record<string, number> {
     const copy = new Tensor([784, 256], half);
     const xh = new Tensor([64, 784], half);
     const cases: [string, () => void][] = [
-      [`${half}: cast weight f32→${half} (compute copy)`, () => castInto(w, copy)],
-      [`${half}: widen compute copy ${half}→f32 (BLAS)`, () => castInto(copy, f32)],
-      [`${half}: round batch through ${half} (BLAS)`, () => k.as[`f32_round_${half}`](x.ptr, f32.ptr, x.size)],
+      [`${half}: cast weight f32→${half} (compute copy, WASM GEMM)`, () => castInto(w, copy)],
+      [
+        `${half}: round weight through ${half} (compute copy, BLAS)`,
+        () => k.as[`f32_round_${half}`](w.ptr, f32.ptr, w.size),
+      ],
       [`${half}: cast batch f32→${half} (WASM GEMM)`, () => castInto(x, xh)],
+      [`${half}: round batch through ${half} (BLAS)`, () => k.as[`f32_round_${half}`](x.ptr, f32.ptr, x.size)],
     ];
     if (half === "f16")
       cases.push([
@@ -219,7 +240,7 @@ export async function run(): Promise<void> {
   report("precision", rows, checks, {
     model: "MLP 784-256-10 (relu), SGD momentum 0.9, batch 64",
     threads: 1,
-    timing: `process CPU time; ${ROUNDS} rounds × ${BLOCK} steps per precision, interleaved; median block`,
+    timing: `process CPU time; after ${runs.map((c) => c.warmSteps).join(" / ")} warm-up steps per precision (until CPU time ≈ wall time), ${ROUNDS} rounds × ${BLOCK} steps per precision, interleaved; median block`,
     gemm: runs.map((c) => c.gemm),
     passesMs: Object.fromEntries(runs.map((c) => [c.gemm, c.passes])),
     bytes: Object.fromEntries(results.map((r) => [r.precision, { params: r.paramBytes, grads: r.gradBytes }])),

@@ -1,15 +1,16 @@
-import { castInto, type HalfDType } from "../core/castInto.ts";
+import { HalfCopy, type HalfDType } from "../core/castInto.ts";
 import { isCuda } from "../core/device.ts";
 import { isFloat } from "../core/dtype.ts";
-import { Tensor } from "../core/tensor.ts";
+import type { Tensor } from "../core/tensor.ts";
 import { type Tree, treeFlatten, treeUnflatten } from "../core/tree.ts";
 import { deviceHalfCopy } from "./device.ts";
 import type { CastPolicy } from "./policy.ts";
 
 /**
  * The params one step computes with: `masters` with each leaf the policy picks replaced by a
- * new half copy (one cast pass per weight), and a `release` that frees the copies after the
- * step. Nothing is kept between steps, so the copies can never go stale or outlive their masters.
+ * new half copy (a HalfCopy: one cast pass per weight when first read, none when only products on
+ * the system BLAS read it), and a `release` that frees the copies after the step. Nothing is
+ * kept between steps, so the copies can never go stale or outlive their masters.
  */
 export function computeCopies(
   op: string,
@@ -32,9 +33,8 @@ export function computeCopies(
         made.push(copy);
         return copy;
       }
-      const copy = new Tensor(leaf.shape, dtype);
+      const copy = new HalfCopy(leaf, dtype); // cast when first read (a product on the BLAS rounds the master instead)
       made.push(copy);
-      castInto(leaf, copy);
       return copy;
     });
     return {
