@@ -119,8 +119,9 @@ function halfMatmul(
 ): Tensor {
   // The operands the product runs on, kept for the backward when recording, else freed here:
   // for the WASM GEMM, half (an f32 operand rounded to it; the packing widens); for the BLAS,
-  // f32 holding the half values (an f32 operand rounded through the half dtype in one pass, a
-  // half one widened once), not half copies that each product would widen again.
+  // f32 holding the half values (an f32 operand, or a HalfCopy not cast yet from its master,
+  // rounded through the half dtype in one pass; a half one widened once), not half copies that
+  // each product would widen again.
   const onBlas = blasFor("f32") !== undefined;
   const operand = (x: Tensor) => (onBlas ? roundThrough(x, half) : toDType(x, half));
   const ah = operand(a);
