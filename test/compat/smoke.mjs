@@ -12,6 +12,14 @@ function check(name, fn) {
     results.push([name, false, e]);
   }
 }
+async function checkAsync(name, fn) {
+  try {
+    await fn();
+    results.push([name, true]);
+  } catch (e) {
+    results.push([name, false, e]);
+  }
+}
 function assert(cond, message) {
   if (!cond) throw new Error(message);
 }
@@ -109,6 +117,32 @@ check("a training step lowers the loss (autodiff, optimizer, train)", () => {
     last = loss;
   }
   assert(last < first * 0.7, `loss ${first} → ${last}`);
+});
+
+// 16-mixed: the weights' compute copies are HalfCopy tensors (a subclass with private fields and
+// an overridden `ptr` getter), cast when first read; the loss scaler runs through train.
+await checkAsync("a 16-mixed training run lowers the loss (half compute copies, loss scaling)", async () => {
+  const model = plait.mlp([8, 16, 3]);
+  const x = plait.tensor(randoms(32 * 8, 5), [32, 8]);
+  const y = plait.tensor(
+    new Int32Array(32).map((_, i) => i % 3),
+    [32],
+    { dtype: "i32" },
+  );
+  const step = plait.withPrecision(
+    plait.valueAndGrad((p, b) => plait.softmaxCrossEntropy(model.apply(p, b.x), b.y)),
+    "16-mixed",
+  );
+  const trainer = plait.train(step, plait.sgd({ lr: 0.5 }));
+  let state = await trainer.init(model.init(new plait.Rng(0)));
+  const losses = [];
+  for (let i = 0; i < 30; i++) {
+    const r = await trainer(state, { x, y });
+    state = r.state;
+    losses.push(r.out.loss);
+  }
+  assert(losses.every(Number.isFinite), `losses ${losses}`);
+  assert(losses.at(-1) < losses[0] * 0.7, `loss ${losses[0]} → ${losses.at(-1)}`);
 });
 
 check("scopes free intermediates", () => {
