@@ -4,15 +4,7 @@ import * as plait from "plait";
 
 const runtimeName = globalThis.Deno ? "deno" : globalThis.Bun ? "bun" : "node";
 const results = [];
-function check(name, fn) {
-  try {
-    fn();
-    results.push([name, true]);
-  } catch (e) {
-    results.push([name, false, e]);
-  }
-}
-async function checkAsync(name, fn) {
+async function check(name, fn) {
   try {
     await fn();
     results.push([name, true]);
@@ -22,6 +14,16 @@ async function checkAsync(name, fn) {
 }
 function assert(cond, message) {
   if (!cond) throw new Error(message);
+}
+/** A batch of 32 random 8-feature rows with labels 0, 1, 2, 0, …, for the MLP [8, 16, 3]. */
+function batch(seed) {
+  const x = plait.tensor(randoms(32 * 8, seed), [32, 8]);
+  const y = plait.tensor(
+    new Int32Array(32).map((_, i) => i % 3),
+    [32],
+    { dtype: "i32" },
+  );
+  return { x, y };
 }
 /** Deterministic pseudo-random floats in [-1, 1). */
 function randoms(n, seed) {
@@ -34,7 +36,7 @@ function randoms(n, seed) {
   return out;
 }
 
-check("tensor round trip and dispose", () => {
+await check("tensor round trip and dispose", () => {
   const t = plait.tensor([1, 2, 3, 4], [2, 2]);
   assert(t.toArray().join() === "1,2,3,4", "values");
   t.dispose();
@@ -47,14 +49,14 @@ check("tensor round trip and dispose", () => {
   assert(threw, "use after dispose must throw");
 });
 
-check("kernel variant fits the runtime", () => {
+await check("kernel variant fits the runtime", () => {
   const { variant } = plait.runtime();
   // Deno and Bun validate relaxed SIMD, so the relaxed build is what runs (and is checked) there.
   const want = process.env.PLAIT_SIMD || (runtimeName === "node" ? "simd" : "relaxed");
   assert(variant === want, `variant ${variant}, expected ${want}`);
 });
 
-check("threaded fill over the shared memory", () => {
+await check("threaded fill over the shared memory", () => {
   const n = 1 << 19;
   const t = plait.full([n], 0.5);
   const v = t.data();
@@ -62,7 +64,7 @@ check("threaded fill over the shared memory", () => {
   t.dispose();
 });
 
-check("matmul (f32, the GEMM build this runtime runs) against a float64 loop", () => {
+await check("matmul (f32, the GEMM build this runtime runs) against a float64 loop", () => {
   const [m, n, k] = [67, 45, 129];
   const a = randoms(m * k, 1);
   const b = randoms(k * n, 2);
@@ -81,7 +83,7 @@ check("matmul (f32, the GEMM build this runtime runs) against a float64 loop", (
   }
 });
 
-check("bf16 and f16 casts round to nearest even", () => {
+await check("bf16 and f16 casts round to nearest even", () => {
   const x = new Float32Array([1, 1 + 2 ** -8, 1 + 3 * 2 ** -8, 65504, 1e-8, Number.POSITIVE_INFINITY]);
   const bf = Array.from(plait.toBF16(x));
   assert(
@@ -95,14 +97,9 @@ check("bf16 and f16 casts round to nearest even", () => {
   assert(back[0] === 1 + 2 ** -10 && back[1] === 2 ** -24, `f16 widening ${back}`);
 });
 
-check("a training step lowers the loss (autodiff, optimizer, train)", () => {
+await check("a training step lowers the loss (autodiff, optimizer, train)", () => {
   const model = plait.mlp([8, 16, 3]);
-  const x = plait.tensor(randoms(32 * 8, 3), [32, 8]);
-  const y = plait.tensor(
-    new Int32Array(32).map((_, i) => i % 3),
-    [32],
-    { dtype: "i32" },
-  );
+  const { x, y } = batch(3);
   const lossOf = plait.valueAndGrad((p, b) => plait.softmaxCrossEntropy(model.apply(p, b.x), b.y));
   const params = model.init(new plait.Rng(0));
   const opt = plait.sgd({ lr: 0.5 });
@@ -121,23 +118,18 @@ check("a training step lowers the loss (autodiff, optimizer, train)", () => {
 
 // 16-mixed: the weights' compute copies are HalfCopy tensors (a subclass with private fields and
 // an overridden `ptr` getter), cast when first read; the loss scaler runs through train.
-await checkAsync("a 16-mixed training run lowers the loss (half compute copies, loss scaling)", async () => {
+await check("a 16-mixed training run lowers the loss (half compute copies, loss scaling)", async () => {
   const model = plait.mlp([8, 16, 3]);
-  const x = plait.tensor(randoms(32 * 8, 5), [32, 8]);
-  const y = plait.tensor(
-    new Int32Array(32).map((_, i) => i % 3),
-    [32],
-    { dtype: "i32" },
-  );
   const step = plait.withPrecision(
     plait.valueAndGrad((p, b) => plait.softmaxCrossEntropy(model.apply(p, b.x), b.y)),
     "16-mixed",
   );
   const trainer = plait.train(step, plait.sgd({ lr: 0.5 }));
+  const data = batch(5);
   let state = await trainer.init(model.init(new plait.Rng(0)));
   const losses = [];
   for (let i = 0; i < 30; i++) {
-    const r = await trainer(state, { x, y });
+    const r = await trainer(state, data);
     state = r.state;
     losses.push(r.out.loss);
   }
@@ -145,7 +137,7 @@ await checkAsync("a 16-mixed training run lowers the loss (half compute copies, 
   assert(losses.at(-1) < losses[0] * 0.7, `loss ${losses[0]} → ${losses.at(-1)}`);
 });
 
-check("scopes free intermediates", () => {
+await check("scopes free intermediates", () => {
   const arena = plait.runtime().arena;
   const before = arena.bytesInUse;
   plait.scope(() => {
