@@ -66,10 +66,10 @@ function f16_mag_exact(a: v128): v128 {
 }
 
 // Sign bits of eight f32: a signed saturating narrow maps every negative i32 into [−32768, −1]
-// and every other into [0, 32767], so bit 15 of the result is the sign.
+// and every other into [0, 32767], so bit 15 of the result is the sign (sign16: SIGN16's lanes).
 @inline
-function signs(x: v128, y: v128): v128 {
-  return v128.and(i16x8.narrow_i32x4_s(x, y), v128.load(SIGN16));
+function signs(x: v128, y: v128, sign16: v128): v128 {
+  return v128.and(i16x8.narrow_i32x4_s(x, y), sign16);
 }
 
 export function f32_to_f16(src: usize, dst: usize, n: i32): void {
@@ -94,7 +94,7 @@ export function f32_to_f16(src: usize, dst: usize, n: i32): void {
       top = i32x4.max_s(top, i32x4.max_s(ax, ay));
       const mx = v128.and(f16_mag(ax, k16, k32, k48, k64, k80), k96);
       const my = v128.and(f16_mag(ay, k16, k32, k48, k64, k80), k96);
-      v128.store(dst + (<usize>j << 1), v128.or(i16x8.narrow_i32x4_u(mx, my), v128.and(i16x8.narrow_i32x4_s(x, y), sign16)));
+      v128.store(dst + (<usize>j << 1), v128.or(i16x8.narrow_i32x4_u(mx, my), signs(x, y, sign16)));
     }
     if (v128.any_true(i32x4.gt_s(top, k32))) {
       for (let j = i; j < end; j += 8) {
@@ -102,7 +102,7 @@ export function f32_to_f16(src: usize, dst: usize, n: i32): void {
         const y = v128.load(src + (<usize>j << 2), 16);
         const mx = f16_mag_exact(v128.and(x, v128.load(K)));
         const my = f16_mag_exact(v128.and(y, v128.load(K)));
-        v128.store(dst + (<usize>j << 1), v128.or(i16x8.narrow_i32x4_u(mx, my), signs(x, y)));
+        v128.store(dst + (<usize>j << 1), v128.or(i16x8.narrow_i32x4_u(mx, my), signs(x, y, sign16)));
       }
     }
     i = end;
