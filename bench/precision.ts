@@ -5,7 +5,8 @@
 // call). The time is the process's CPU time (user + system) per step, which on one thread is
 // the step's own time and, unlike wall time, does not count the time other processes hold the
 // core; precisions are interleaved in blocks of steps, round after round, so that what noise
-// remains (shared caches) hits them alike; each precision's time is the median over its blocks.
+// remains (shared caches) hits them alike; each precision's time is the median over its blocks,
+// and its ratio to 32-true the median over rounds of the two blocks' ratio in that round.
 // Two children: one with the GEMM the process picks (the system BLAS where one is installed,
 // where a half product multiplies f32 operands holding the half values) and one with
 // PLAIT_BLAS=off (the WASM GEMM, whose packing widens half operands). Each child also times the
@@ -55,6 +56,11 @@ interface Batch {
 interface Result {
   precision: string;
   msPerStep: number;
+  /**
+   * The median over rounds of this precision's block time over 32-true's block in the same
+   * round: paired, so that a drift of the machine's speed during the run cancels.
+   */
+  vs32: number;
   paramBytes: number;
   gradBytes: number;
 }
@@ -121,9 +127,11 @@ async function measure(): Promise<Child> {
       r.blocks.push((t.user + t.system) / 1000 / BLOCK);
     }
   }
+  const base = runs.find((r) => r.v.name === "32-true")!;
   const results = runs.map((r) => ({
     precision: r.v.name,
     msPerStep: median(r.blocks),
+    vs32: median(r.blocks.map((t, i) => t / base.blocks[i])),
     paramBytes: r.bytes(),
     gradBytes: r.grads(),
   }));
@@ -216,7 +224,7 @@ export async function run(): Promise<void> {
     for (const p of ["16-mixed", "bf16-mixed"]) {
       checks.push({
         name: `${p} step time / 32-true (${c.gemm})`,
-        ratio: c.results.find((r) => r.precision === p)!.msPerStep / base.msPerStep,
+        ratio: c.results.find((r) => r.precision === p)!.vs32,
         target: 1.1,
         better: "lower",
       });
@@ -240,7 +248,7 @@ export async function run(): Promise<void> {
   report("precision", rows, checks, {
     model: "MLP 784-256-10 (relu), SGD momentum 0.9, batch 64",
     threads: 1,
-    timing: `process CPU time; after ${runs.map((c) => c.warmSteps).join(" / ")} warm-up steps per precision (until CPU time ≈ wall time), ${ROUNDS} rounds × ${BLOCK} steps per precision, interleaved; median block`,
+    timing: `process CPU time; after ${runs.map((c) => c.warmSteps).join(" / ")} warm-up steps per precision (until CPU time ≈ wall time), ${ROUNDS} rounds × ${BLOCK} steps per precision, interleaved; median block; ratios: median over rounds of the block time over 32-true's in the same round`,
     gemm: runs.map((c) => c.gemm),
     passesMs: Object.fromEntries(runs.map((c) => [c.gemm, c.passes])),
     bytes: Object.fromEntries(results.map((r) => [r.precision, { params: r.paramBytes, grads: r.gradBytes }])),
