@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { unscaleAndCheckFinite } from "../src/core/cast.ts";
 import { bf16ToNumber, f16ToNumber, numberToBF16, numberToF16 } from "../src/core/tensor.ts";
 import { cast, configure, fromBF16, fromF16, runtime, scope, Tensor, tensor, toBF16, toF16 } from "../src/index.ts";
+import { firstDiff } from "./bits.ts";
 
 // Casts are compared bit for bit with reference vectors from numpy (scripts/gen-cast-vectors.py
 // writes test/vectors/; see its docstring for the NaN policy), JavaScript's exact f32 → f64
@@ -44,13 +45,6 @@ function window<T extends Uint32Array | Uint16Array | Float64Array>(src: T, from
   const out = new (src.constructor as new (n: number) => T)(count);
   for (let i = 0; i < count; i++) out[i] = src[(from + i) % src.length];
   return out;
-}
-
-/** Index of the first difference, or -1; NaN-aware when `nanEq` says two patterns are both NaN. */
-function firstDiff(got: ArrayLike<number>, want: ArrayLike<number>, nanEq?: (a: number, b: number) => boolean) {
-  expect(got.length).toBe(want.length);
-  for (let i = 0; i < got.length; i++) if (got[i] !== want[i] && !nanEq?.(got[i], want[i])) return i;
-  return -1;
 }
 
 type Ctor = typeof Float64Array | typeof Uint32Array | typeof Uint16Array;

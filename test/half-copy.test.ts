@@ -11,6 +11,7 @@ import { configure, runtime, scope, Tensor, type Tree, tensor, treeLeaves } from
 import { mlp } from "../src/nn/mlp.ts";
 import { softmaxCrossEntropy } from "../src/ops/loss.ts";
 import { valueAndGrad } from "../src/ops/valueAndGrad.ts";
+import { firstDiff } from "./bits.ts";
 import { skipBlas } from "./native.ts";
 
 configure({ threads: 3, blas: "auto" }); // the large copies split over three kernel threads
@@ -31,12 +32,6 @@ function source(n: number, seed: number): Tensor {
 }
 
 const bits = (t: Tensor) => new Uint8Array(runtime().memory.buffer, t.ptr, t.byteLength).slice();
-
-/** The first byte where a and b differ (or the shorter length), −1 when equal: a fast compare of large arrays. */
-function firstDiff(a: Uint8Array, b: Uint8Array): number {
-  for (let i = 0; i < Math.max(a.length, b.length); i++) if (a[i] !== b[i]) return i;
-  return -1;
-}
 
 describe("HalfCopy", () => {
   for (const half of HALVES) {

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { castInto, roundThrough } from "../src/core/castInto.ts";
 import { configure, runtime, scope, Tensor } from "../src/index.ts";
+import { firstDiff } from "./bits.ts";
 
 // kernels/as/round_half.ts: f32 rounded through f16/bf16 back to f32 in one pass. References:
 // numpy's casts (test/vectors/f32_to_16.bin, the half results, widened by test/vectors/
@@ -56,12 +57,6 @@ function twoCasts(half: "f16" | "bf16", input: Uint32Array): Uint32Array {
     castInto(h, back);
     return new Uint32Array(runtime().memory.buffer, back.ptr, input.length).slice();
   });
-}
-
-function firstDiff(got: Uint32Array, want: Uint32Array): number {
-  expect(got.length).toBe(want.length);
-  for (let i = 0; i < got.length; i++) if (got[i] !== want[i]) return i;
-  return -1;
 }
 
 function window(src: Uint32Array, from: number, count: number): Uint32Array {

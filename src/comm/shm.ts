@@ -605,5 +605,3 @@ export class ShmComm implements Comm {
 type ReduceKernel = (...args: number[]) => void;
 
 const DTYPE_CODE = Object.fromEntries(DTYPES.map((d, i) => [d, i])) as Record<DType, number>;
-
-/** A 32-bit FNV-1a hash of a tree's structure, so ranks with different structures are told apart. */

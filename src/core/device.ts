@@ -139,7 +139,7 @@ export const isCuda = (t: unknown): t is CudaTensor => t instanceof CudaTensor;
 export const anyCuda = (xs: readonly unknown[]): boolean => xs.some(isCuda);
 
 /** The device a tensor lives on. */
-export const deviceOf = (t: AnyTensor): Device => (t instanceof CudaTensor ? t.device : "cpu");
+export const deviceOf = (t: AnyTensor): Device => (isCuda(t) ? t.device : "cpu");
 
 /** A copy of `t` on `device` (see CudaTensor.to and Tensor.to). */
 export function toDevice(t: AnyTensor, device: unknown): AnyTensor {
